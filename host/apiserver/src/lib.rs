@@ -1,0 +1,167 @@
+//! The Hortator API server: the Kubernetes REST API over axum, backed by a [`Store`].
+//!
+//! Build it with [`ApiServer::start`] and serve [`ApiServer::router`] over TCP, or hand the
+//! router to `kube::Client::new` to talk to it in process.
+
+mod alloc;
+mod codec;
+mod discovery;
+mod error;
+mod handlers;
+mod objects;
+mod request;
+mod state;
+mod watch;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use hortator_store::Store;
+
+pub use error::ApiError;
+pub use state::{ApiServerConfig, SYSTEM_NAMESPACES, StartError};
+
+use handlers::Output;
+use request::{Query, Route};
+use state::Ctx;
+
+/// A running API server's state; cheap to clone.
+#[derive(Clone)]
+pub struct ApiServer {
+    ctx: Arc<Ctx>,
+}
+
+impl ApiServer {
+    /// Prepare the server over `store`: rebuild allocations and create the system namespaces.
+    pub async fn start(store: Arc<dyn Store>, config: ApiServerConfig) -> Result<Self, StartError> {
+        Ok(ApiServer {
+            ctx: Ctx::start(store, config).await?,
+        })
+    }
+
+    /// The HTTP routes of the Kubernetes API.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/version", get(|| async { discovery::version() }))
+            .route("/healthz", get(health))
+            .route("/livez", get(health))
+            .route("/readyz", get(health))
+            .route("/api", get(api_root))
+            .route("/apis", get(|headers: HeaderMap| async move { discovery::apis_root(&headers) }))
+            .route("/api/{*rest}", any(core_api))
+            .route("/apis/{*rest}", any(named_api))
+            .route("/openapi/v3", get(|| async { discovery::openapi_v3_index() }))
+            .route("/openapi/v3/{*path}", get(openapi_v3))
+            .fallback(|| async { ApiError::no_route() })
+            .layer(
+                tower_http::trace::TraceLayer::new_for_http()
+                    .make_span_with(|req: &axum::http::Request<_>| {
+                        tracing::info_span!("request", method = %req.method(), uri = %req.uri())
+                    }),
+            )
+            .with_state(self.ctx.clone())
+    }
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn api_root(State(ctx): State<Arc<Ctx>>, headers: HeaderMap) -> Response {
+    discovery::api_root(&headers, &ctx.config.advertise_address)
+}
+
+async fn openapi_v3(Path(path): Path<String>) -> Response {
+    discovery::openapi_v3_document(&path).into_response()
+}
+
+async fn core_api(
+    State(ctx): State<Arc<Ctx>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_start_matches("/api").to_string();
+    dispatch(ctx, true, &path, method, &uri, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn named_api(
+    State(ctx): State<Arc<Ctx>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_start_matches("/apis").to_string();
+    dispatch(ctx, false, &path, method, &uri, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn dispatch(
+    ctx: Arc<Ctx>,
+    core: bool,
+    path: &str,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let route = request::parse(core, path)?;
+    let target = match route {
+        Route::Root { core: true } => {
+            return Ok(discovery::api_root(&headers, &ctx.config.advertise_address));
+        }
+        Route::Root { core: false } => return Ok(discovery::apis_root(&headers)),
+        Route::Group(group) => return discovery::group(&group),
+        Route::GroupVersion { group, version } => {
+            return Ok(discovery::group_version(&group, &version));
+        }
+        Route::Resource(target) => target,
+    };
+    let query = Query::parse(uri.query());
+    let output = Output::from_request(&headers, &query);
+    let verb_allowed = |verb: &str| target.info.verbs.contains(&verb);
+    let sub = target.subresource.clone();
+    match (method, target.name.is_some(), sub.as_deref()) {
+        (Method::GET, false, None) if query.flag("watch") && verb_allowed("watch") => {
+            watch::watch(ctx, target, &query, output)
+        }
+        (Method::GET, false, None) if verb_allowed("list") => {
+            handlers::list(&ctx, &target, &query, output)
+        }
+        (Method::GET, true, None | Some("status" | "scale")) if verb_allowed("get") => {
+            handlers::get(&ctx, &target, output)
+        }
+        (Method::POST, false, None) if verb_allowed("create") => {
+            handlers::create(&ctx, &target, &query, &headers, &body, output).await
+        }
+        (Method::POST, true, Some("binding")) => {
+            handlers::bind(&ctx, &target, &query, &headers, &body).await
+        }
+        (Method::PUT, true, None | Some("status" | "scale")) if verb_allowed("update") => {
+            handlers::update(&ctx, &target, &query, &headers, &body, output).await
+        }
+        (Method::PATCH, true, None | Some("status" | "scale")) if verb_allowed("patch") => {
+            handlers::patch(&ctx, &target, &query, &headers, &body, output).await
+        }
+        (Method::DELETE, true, None) if verb_allowed("delete") => {
+            handlers::delete(&ctx, &target, &query, &body, output).await
+        }
+        (Method::DELETE, false, None) if verb_allowed("deletecollection") => {
+            handlers::delete_collection(&ctx, &target, &query, &body).await
+        }
+        (method, _, _) => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {})",
+            uri.path()
+        ))),
+    }
+}

@@ -1,0 +1,4 @@
+//! The `hortator` binary's library: configuration and the `up` command's wiring.
+
+pub mod config;
+pub mod up;

@@ -1,0 +1,76 @@
+//! `hortator up`: the whole cluster on one machine — store and API server (and the other
+//! components as they arrive), until SIGINT or SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use hortator_apiserver::{ApiServer, ApiServerConfig};
+use hortator_store::{RocksOptions, RocksStore};
+
+use crate::config::Config;
+
+/// Write a kubeconfig pointing at `server`.
+pub fn write_kubeconfig(path: &std::path::Path, server: &str) -> std::io::Result<()> {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: hortator\n  cluster:\n    server: {server}\ncontexts:\n- name: hortator\n  context:\n    cluster: hortator\n    user: admin\n    namespace: default\ncurrent-context: hortator\nusers:\n- name: admin\n  user: {{}}\n"
+    );
+    std::fs::write(path, text)
+}
+
+/// Run until a shutdown signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store_dir = config.data_dir.join("store");
+    let store = RocksStore::open(
+        &store_dir,
+        RocksOptions {
+            sync: config.store_sync,
+            ..RocksOptions::default()
+        },
+    )
+    .with_context(|| format!("cannot open store at {}", store_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let api = ApiServer::start(
+        store.clone() as Arc<dyn hortator_store::Store>,
+        ApiServerConfig {
+            service_cidr: config.service_cidr,
+            node_port_range: config.node_port_range.clone(),
+            advertise_address: address.to_string(),
+        },
+    )
+    .await
+    .context("cannot start the API server")?;
+    let kubeconfig = config.data_dir.join("kubeconfig.yaml");
+    write_kubeconfig(&kubeconfig, &format!("http://{address}"))
+        .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "hortator is up");
+    println!("Hortator is up: API server on http://{address}");
+    println!("  kubectl --kubeconfig {} get nodes", kubeconfig.display());
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    axum::serve(listener, api.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("API server failed")?;
+    store.close();
+    tracing::info!("hortator stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,0 +1,69 @@
+//! The `hortator` command line: bad flags and config are one-line errors with exit code 2;
+//! SIGTERM shuts down cleanly.
+
+use std::process::Command;
+
+use hortator_tests::{Cluster, hortator_bin};
+
+#[test]
+fn bad_flag_exits_2() {
+    let out = Command::new(hortator_bin())
+        .args(["up", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+}
+
+#[test]
+fn bad_listen_exits_2() {
+    let out = Command::new(hortator_bin())
+        .args(["up", "--listen", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--listen") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_config_exits_2_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hortator.toml");
+    std::fs::write(&path, "[server]\nservice-cidr = \"10.254.0.0/40\"\n").unwrap();
+    let out = Command::new(hortator_bin())
+        .args(["up", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hortator.toml") && err.contains("server.service-cidr"),
+        "{err}"
+    );
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:1\"\ncolour = \"blue\"\n",
+    )
+    .unwrap();
+    let out = Command::new(hortator_bin())
+        .args(["up", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
+}
+
+#[test]
+fn sigterm_is_a_clean_shutdown() {
+    let mut c = Cluster::start();
+    c.kubectl_ok(&["get", "ns"]);
+    let status = c.stop().expect("exit status");
+    assert!(status.success(), "{status:?}\n{}", c.log());
+    assert!(c.log().contains("SIGTERM received"), "{}", c.log());
+}

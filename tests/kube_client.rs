@@ -1,0 +1,163 @@
+//! kube-rs (a client we did not write) against `hortator up`: CRUD, watch, conflicts.
+
+use futures::{StreamExt, TryStreamExt};
+use hortator_tests::Cluster;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+async fn client(c: &Cluster) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(&c.kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "kube-rs"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn crud_conflict_and_watch() {
+    let c = Cluster::start();
+    let client = client(&c).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+
+    let mut watch = pods
+        .watch(&WatchParams::default().labels("app=kube-rs"), "0")
+        .await
+        .unwrap()
+        .boxed();
+
+    let created = pods
+        .create(&PostParams::default(), &pod("p1"))
+        .await
+        .unwrap();
+    let rv1 = created.metadata.resource_version.clone().unwrap();
+    let got = pods.get("p1").await.unwrap();
+    assert_eq!(got.metadata.uid, created.metadata.uid);
+
+    // Update with the current resourceVersion succeeds; with the stale one, 409.
+    let mut fresh = got.clone();
+    fresh
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("v".into(), "2".into());
+    let updated = pods
+        .replace("p1", &PostParams::default(), &fresh)
+        .await
+        .unwrap();
+    assert_ne!(
+        updated.metadata.resource_version.as_deref(),
+        Some(rv1.as_str())
+    );
+    let mut stale = got.clone();
+    stale
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("v".into(), "3".into());
+    match pods.replace("p1", &PostParams::default(), &stale).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 409);
+            assert_eq!(status.reason, "Conflict");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    // Patches: merge and JSON patch.
+    let patched = pods
+        .patch(
+            "p1",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.annotations.unwrap()["a"], "b");
+
+    let list = pods
+        .list(&ListParams::default().labels("app=kube-rs"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1);
+    pods.create(&PostParams::default(), &pod("p2"))
+        .await
+        .unwrap();
+    let page = pods.list(&ListParams::default().limit(1)).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let token = page.metadata.continue_.clone().expect("continue token");
+    let next = pods
+        .list(&ListParams::default().limit(1).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(next.items.len(), 1);
+    assert_ne!(next.items[0].metadata.name, page.items[0].metadata.name);
+    assert!(next.metadata.continue_.as_deref().unwrap_or("").is_empty());
+
+    pods.delete("p1", &DeleteParams::default()).await.unwrap();
+    match pods.get("p1").await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 404),
+        other => panic!("expected 404, got {other:?}"),
+    }
+
+    let mut kinds = Vec::new();
+    while kinds.len() < 5 {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), watch.try_next()).await {
+            Ok(Ok(Some(WatchEvent::Added(p)))) => {
+                kinds.push(format!("ADDED {}", p.metadata.name.unwrap()))
+            }
+            Ok(Ok(Some(WatchEvent::Modified(p)))) => {
+                kinds.push(format!("MODIFIED {}", p.metadata.name.unwrap()))
+            }
+            Ok(Ok(Some(WatchEvent::Deleted(p)))) => {
+                kinds.push(format!("DELETED {}", p.metadata.name.unwrap()))
+            }
+            Ok(Ok(Some(_))) => {}
+            other => panic!("watch ended early: {other:?}, seen {kinds:?}"),
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            "ADDED p1",
+            "MODIFIED p1",
+            "MODIFIED p1",
+            "ADDED p2",
+            "DELETED p1"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn watch_from_old_revision_and_expired() {
+    let c = Cluster::start();
+    let client = client(&c).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("one".into());
+    let first = cms.create(&PostParams::default(), &cm).await.unwrap();
+    let rv = first.metadata.resource_version.unwrap();
+    cm.metadata.name = Some("two".into());
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    // Resuming from the first write's revision delivers exactly what came after it.
+    let mut w = cms
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(std::time::Duration::from_secs(10), w.try_next()).await {
+        Ok(Ok(Some(WatchEvent::Added(c)))) => assert_eq!(c.metadata.name.as_deref(), Some("two")),
+        other => panic!("unexpected {other:?}"),
+    }
+}

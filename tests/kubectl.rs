@@ -1,0 +1,448 @@
+//! The real kubectl (v1.32) against `hortator up`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hortator_tests::Cluster;
+use serde_json::Value;
+
+const POD_YAML: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels:
+    app: web
+    tier: frontend
+spec:
+  containers:
+  - name: nginx
+    image: busybox:1
+    ports:
+    - containerPort: 80
+"#;
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn version_and_api_resources() {
+    let c = Cluster::start();
+    let out = c.kubectl_ok(&["version"]);
+    assert!(out.contains("Server Version: v1.33.0"), "{out}");
+    let out = c.kubectl_ok(&["api-resources"]);
+    for needle in [
+        "pods",
+        "po",
+        "services",
+        "svc",
+        "replicationcontrollers",
+        "rc",
+        "nodes",
+        "no",
+        "namespaces",
+        "ns",
+        "events",
+        "ev",
+        "configmaps",
+        "cm",
+        "secrets",
+        "endpoints",
+        "deployments",
+        "deploy",
+        "replicasets",
+        "rs",
+        "leases",
+        "coordination.k8s.io/v1",
+        "apps/v1",
+    ] {
+        assert!(
+            out.split_whitespace().any(|w| w == needle),
+            "api-resources lacks {needle}:\n{out}"
+        );
+    }
+    let ns = c.kubectl_ok(&["get", "ns"]);
+    for name in ["default", "kube-system", "kube-node-lease"] {
+        assert!(ns.contains(name), "{ns}");
+    }
+}
+
+#[test]
+fn create_get_describe_delete_pod() {
+    let c = Cluster::start();
+    let out = c.kubectl_ok_stdin(&["create", "-f", "-"], Some(POD_YAML));
+    assert_eq!(out.trim(), "pod/web created");
+    let err = String::from_utf8_lossy(
+        &c.kubectl_stdin(&["create", "-f", "-"], Some(POD_YAML))
+            .stderr,
+    )
+    .into_owned();
+    assert!(err.contains("Error from server (AlreadyExists): error when creating \"STDIN\": pods \"web\" already exists"), "{err}");
+
+    let table = c.kubectl_ok(&["get", "pods"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert!(table.lines().nth(1).unwrap().starts_with("web "), "{table}");
+    assert!(
+        table.contains("0/1") && table.contains("Pending"),
+        "{table}"
+    );
+    let wide = c.kubectl_ok(&["get", "po", "-o", "wide"]);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        &header[..7],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    );
+
+    let pod = json(&c.kubectl_ok(&["get", "pod", "web", "-o", "json"]));
+    assert_eq!(pod["metadata"]["namespace"], "default");
+    assert_eq!(pod["spec"]["restartPolicy"], "Always");
+    assert_eq!(
+        pod["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert_eq!(pod["status"]["phase"], "Pending");
+    assert!(
+        pod["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| u.len() == 36)
+    );
+    assert!(pod["metadata"]["resourceVersion"].as_str().is_some());
+    let yaml = c.kubectl_ok(&["get", "pod", "web", "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: Pod") && yaml.contains("name: web"),
+        "{yaml}"
+    );
+
+    let described = c.kubectl_ok(&["describe", "pod", "web"]);
+    assert!(
+        described.contains("Name:") && described.contains("web"),
+        "{described}"
+    );
+    assert!(described.contains("app=web"), "{described}");
+    assert!(described.contains("busybox:1"), "{described}");
+
+    let err = c.kubectl_err(&["get", "pod", "nope"]);
+    assert!(
+        err.contains("Error from server (NotFound): pods \"nope\" not found"),
+        "{err}"
+    );
+
+    let out = c.kubectl_ok(&["delete", "pod", "web"]);
+    assert_eq!(out.trim(), "pod \"web\" deleted");
+    let out = c.kubectl_ok(&["get", "pods"]);
+    assert!(out.trim().is_empty(), "{out}");
+}
+
+#[test]
+fn apply_twice_patches() {
+    let c = Cluster::start();
+    let out = c.kubectl_ok_stdin(&["apply", "-f", "-"], Some(POD_YAML));
+    assert_eq!(out.trim(), "pod/web created");
+    let out = c.kubectl_ok_stdin(&["apply", "-f", "-"], Some(POD_YAML));
+    assert_eq!(out.trim(), "pod/web unchanged");
+    let changed = POD_YAML
+        .replace("image: busybox:1", "image: busybox:2")
+        .replace("tier: frontend", "tier: backend");
+    let out = c.kubectl_ok_stdin(&["apply", "-f", "-"], Some(&changed));
+    assert_eq!(out.trim(), "pod/web configured");
+    let pod = json(&c.kubectl_ok(&["get", "pod", "web", "-o", "json"]));
+    assert_eq!(pod["spec"]["containers"][0]["image"], "busybox:2");
+    assert_eq!(pod["metadata"]["labels"]["tier"], "backend");
+    assert!(
+        pod["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+    assert_eq!(pod["spec"]["containers"].as_array().unwrap().len(), 1);
+    // Server-side apply too.
+    let out = c.kubectl_ok_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&changed.replace("web\n  labels", "ssa\n  labels")),
+    );
+    assert!(out.contains("pod/ssa serverside-applied"), "{out}");
+}
+
+#[test]
+fn selectors_namespaces_labels_annotations() {
+    let c = Cluster::start();
+    c.kubectl_ok_stdin(
+        &["create", "-f", "-"],
+        Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: prod\n"),
+    );
+    for (name, ns, env, tier) in [
+        ("a", "default", "production", "frontend"),
+        ("b", "default", "qa", "backend"),
+        ("c", "default", "dev", "frontend"),
+        ("d", "prod", "production", "backend"),
+    ] {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    environment: {env}\n    tier: {tier}\nspec:\n  containers:\n  - name: c\n    image: busybox\n"
+        );
+        c.kubectl_ok_stdin(&["create", "-f", "-"], Some(&yaml));
+    }
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec![
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}{\" \"}{end}",
+        ];
+        all.extend_from_slice(args);
+        let mut v: Vec<String> = c
+            .kubectl_ok(&all)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&[
+            "-l",
+            "environment in (production, qa),tier notin (frontend)"
+        ]),
+        ["b"]
+    );
+    assert_eq!(names(&["-l", "environment!=qa"]), ["a", "c"]);
+    assert_eq!(names(&["-l", "tier=frontend"]), ["a", "c"]);
+    assert_eq!(names(&["-l", "!tier"]), Vec::<String>::new());
+    assert_eq!(names(&["-A", "-l", "environment=production"]), ["a", "d"]);
+    assert_eq!(names(&["-n", "prod"]), ["d"]);
+    assert_eq!(names(&["--field-selector", "metadata.name=b"]), ["b"]);
+    assert_eq!(
+        names(&["--field-selector", "status.phase=Pending,metadata.name!=a"]),
+        ["b", "c"]
+    );
+    let all = c.kubectl_ok(&["get", "pods", "-A"]);
+    assert!(
+        all.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{all}"
+    );
+    let err = c.kubectl_err(&["get", "pods", "--field-selector", "spec.bogus=1"]);
+    assert!(
+        err.contains("field label not supported: spec.bogus"),
+        "{err}"
+    );
+
+    assert_eq!(
+        c.kubectl_ok(&["label", "pod", "a", "owner=me"]).trim(),
+        "pod/a labeled"
+    );
+    assert_eq!(names(&["-l", "owner"]), ["a"]);
+    assert_eq!(
+        c.kubectl_ok(&["label", "pod", "a", "owner-"]).trim(),
+        "pod/a unlabeled"
+    );
+    assert_eq!(names(&["-l", "owner"]), Vec::<String>::new());
+    let err = c.kubectl_err(&["label", "pod", "a", "tier=other"]);
+    assert!(err.contains("already has a value"), "{err}");
+    c.kubectl_ok(&["label", "pod", "a", "tier=other", "--overwrite"]);
+    assert_eq!(
+        c.kubectl_ok(&["annotate", "pod", "b", "note=hello"]).trim(),
+        "pod/b annotated"
+    );
+    let pod = json(&c.kubectl_ok(&["get", "pod", "b", "-o", "json"]));
+    assert_eq!(pod["metadata"]["annotations"]["note"], "hello");
+    let shown = c.kubectl_ok(&["get", "pods", "--show-labels"]);
+    assert!(shown.contains("environment=qa,tier=backend"), "{shown}");
+}
+
+#[test]
+fn legacy_seed_documents() {
+    let c = Cluster::start();
+    let out = c.kubectl_ok(&["create", "-f", &Cluster::example("seed/httpd-service.json")]);
+    assert!(out.contains("httpd created"), "{out}");
+    let svc = c.kubectl_ok(&["get", "service"]);
+    let header: Vec<&str> = svc.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
+    assert!(
+        svc.contains("httpd") && svc.contains("10.254.0.1") && svc.contains("80/TCP"),
+        "{svc}"
+    );
+    let wide = c.kubectl_ok(&["get", "svc", "-o", "wide"]);
+    assert!(wide.contains("name=httpd"), "{wide}");
+
+    let out = c.kubectl_ok(&["create", "-f", &Cluster::example("seed/httpd-pod.json")]);
+    assert!(out.contains("httpd created"), "{out}");
+    let pod = json(&c.kubectl_ok(&["get", "pod", "httpd", "-o", "json"]));
+    assert_eq!(pod["spec"]["containers"][0]["name"], "master");
+    assert_eq!(pod["spec"]["containers"][0]["ports"][0]["hostPort"], 80);
+    assert_eq!(pod["spec"]["restartPolicy"], "Always");
+    assert_eq!(pod["metadata"]["labels"]["name"], "httpd");
+
+    let out = c.kubectl_ok(&[
+        "create",
+        "-f",
+        &Cluster::example("seed/httpd-controller.json"),
+    ]);
+    assert!(out.contains("httpdController created"), "{out}");
+    let rc = c.kubectl_ok(&["get", "replicationcontrollers"]);
+    let header: Vec<&str> = rc.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
+    assert!(rc.contains("httpdController") && rc.contains(" 3 "), "{rc}");
+    let described = c.kubectl_ok(&["describe", "rc", "httpdController"]);
+    assert!(described.contains("name=httpd"), "{described}");
+    assert!(
+        described.contains("registry-host:5000/httpd:latest"),
+        "{described}"
+    );
+
+    assert_eq!(
+        c.kubectl_ok(&["scale", "rc", "httpdController", "--replicas=5"])
+            .trim(),
+        "replicationcontroller/httpdController scaled"
+    );
+    let rc = json(&c.kubectl_ok(&["get", "rc", "httpdController", "-o", "json"]));
+    assert_eq!(rc["spec"]["replicas"], 5);
+    assert_eq!(rc["metadata"]["generation"], 2);
+
+    // `minions` is the 2014 name of nodes.
+    let out = c.kubectl(&["get", "minions"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn validation_errors_are_status() {
+    let c = Cluster::start();
+    let bad = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: Bad_Name\nspec:\n  containers:\n  - name: c\n";
+    let err = String::from_utf8_lossy(&c.kubectl_stdin(&["create", "-f", "-"], Some(bad)).stderr)
+        .into_owned();
+    assert!(
+        err.contains("(Invalid)") || err.contains("is invalid"),
+        "{err}"
+    );
+    assert!(
+        err.contains("metadata.name: Invalid value: \"Bad_Name\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.containers[0].image: Required value"),
+        "{err}"
+    );
+    let unknown = POD_YAML.replace("  containers:", "  bogusField: 1\n  containers:");
+    let err = String::from_utf8_lossy(
+        &c.kubectl_stdin(&["create", "-f", "-"], Some(&unknown))
+            .stderr,
+    )
+    .into_owned();
+    assert!(err.contains("unknown field \"spec.bogusField\""), "{err}");
+    // Nothing was stored by the failed creates.
+    assert!(
+        c.kubectl_ok(&["get", "pods", "-o", "name"])
+            .trim()
+            .is_empty()
+    );
+}
+
+#[test]
+fn deployments_replicasets_configmaps_secrets_events() {
+    let c = Cluster::start();
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: busybox\n        image: busybox\n";
+    c.kubectl_ok_stdin(&["create", "-f", "-"], Some(deployment));
+    let d = c.kubectl_ok(&["get", "deploy"]);
+    let header: Vec<&str> = d.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    c.kubectl_ok(&["scale", "deployment", "web", "--replicas=4"]);
+    let dep = json(&c.kubectl_ok(&["get", "deployment", "web", "-o", "json"]));
+    assert_eq!(dep["spec"]["replicas"], 4);
+    assert_eq!(dep["spec"]["strategy"]["type"], "RollingUpdate");
+    c.kubectl_ok_stdin(
+        &["create", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"1\"\n"),
+    );
+    assert!(c.kubectl_ok(&["get", "cm"]).contains("cfg"));
+    c.kubectl_ok_stdin(
+        &["create", "-f", "-"],
+        Some("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  p: x\n"),
+    );
+    let s = json(&c.kubectl_ok(&["get", "secret", "s", "-o", "json"]));
+    assert_eq!(s["data"]["p"], "eA==");
+    assert_eq!(s["type"], "Opaque");
+    let all = c.kubectl_ok(&["get", "all"]);
+    assert!(all.contains("deployment.apps/web"), "{all}");
+    let ev = "apiVersion: v1\nkind: Event\nmetadata:\n  name: e1\ninvolvedObject:\n  kind: Pod\n  name: p\n  namespace: default\nreason: Scheduled\nmessage: hello\ntype: Normal\n";
+    c.kubectl_ok_stdin(&["create", "-f", "-"], Some(ev));
+    let events = c.kubectl_ok(&["get", "events"]);
+    assert!(
+        events.contains("Scheduled") && events.contains("pod/p") && events.contains("hello"),
+        "{events}"
+    );
+}
+
+#[test]
+fn watch_streams_changes() {
+    let c = Cluster::start();
+    c.kubectl_ok_stdin(&["create", "-f", "-"], Some(POD_YAML));
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["get", "pods", "-w", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let expect = |needle: &str, seen: &mut Vec<String>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if seen.iter().any(|l: &String| l.contains(needle)) {
+                return;
+            }
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                seen.push(line);
+            }
+        }
+        panic!("no watch line with {needle:?}: {seen:?}");
+    };
+    expect("ADDED", &mut seen);
+    c.kubectl_ok(&["label", "pod", "web", "x=y"]);
+    expect("MODIFIED", &mut seen);
+    c.kubectl_ok(&["delete", "pod", "web", "--wait=false"]);
+    expect("DELETED", &mut seen);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn data_survives_restart() {
+    let c = Cluster::start();
+    c.kubectl_ok_stdin(&["create", "-f", "-"], Some(POD_YAML));
+    c.kubectl_ok(&["create", "-f", &Cluster::example("seed/httpd-service.json")]);
+    let before = json(&c.kubectl_ok(&["get", "pod", "web", "-o", "json"]));
+    let dir = c.into_dir();
+    let c = Cluster::start_in(dir);
+    let after = json(&c.kubectl_ok(&["get", "pod", "web", "-o", "json"]));
+    assert_eq!(before, after);
+    // The allocator was rebuilt: the next service does not reuse 10.254.0.1.
+    let svc =
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: second\nspec:\n  ports:\n  - port: 81\n";
+    c.kubectl_ok_stdin(&["create", "-f", "-"], Some(svc));
+    let second = json(&c.kubectl_ok(&["get", "svc", "second", "-o", "json"]));
+    assert_ne!(second["spec"]["clusterIP"], "10.254.0.1");
+}

@@ -1,0 +1,206 @@
+//! Test harness: start the real `hortator` binary on a free loopback port with its own data
+//! directory, and drive it with the real `kubectl`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `hortator` binary built by `cargo build --release` (or `$HORTATOR_BIN`).
+pub fn hortator_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("HORTATOR_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> → target/<profile>/hortator
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("hortator"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} does not exist: run `cargo build --release --workspace --bins` first",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `hortator up`.
+pub struct Cluster {
+    child: Option<Child>,
+    /// The data directory (removed on drop unless the cluster was started in a given dir).
+    pub dir: tempfile::TempDir,
+    /// `DIR/kubeconfig.yaml`.
+    pub kubeconfig: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The listen address.
+    pub addr: String,
+}
+
+impl Cluster {
+    /// Start `hortator up` in a fresh data directory and wait until it is ready.
+    pub fn start() -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("hortator-test-")
+            .tempdir()
+            .expect("tempdir");
+        Self::start_in(dir)
+    }
+
+    /// Start `hortator up` in `dir` (reusing its store) and wait until it is ready.
+    pub fn start_in(dir: tempfile::TempDir) -> Cluster {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.path().join("hortator.log")).expect("log file");
+        let child = Command::new(hortator_bin())
+            .args(["up", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen", &addr])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hortator");
+        let cluster = Cluster {
+            child: Some(child),
+            kubeconfig: dir.path().join("kubeconfig.yaml"),
+            url: format!("http://{addr}"),
+            addr,
+            dir,
+        };
+        cluster.wait_ready();
+        cluster
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.kubeconfig.exists() && std::net::TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("hortator did not start; log:\n{}", self.log());
+    }
+
+    /// Process id of the server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hortator.log")).unwrap_or_default()
+    }
+
+    /// Run kubectl against the cluster.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    /// Run kubectl with `stdin` as its standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("HOME", self.dir.path())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl must be installed at /usr/bin/kubectl");
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Run kubectl, assert success, return stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        self.kubectl_ok_stdin(args, None)
+    }
+
+    /// Run kubectl with stdin, assert success, return stdout.
+    pub fn kubectl_ok_stdin(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl_stdin(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\nstdout: {}\nserver log tail:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            tail(&self.log(), 20)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run kubectl, assert failure, return stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Stop with SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Stop and hand back the data directory, to restart on the same store.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        self.stop();
+        let dir = tempfile::Builder::new()
+            .prefix("hortator-moved-")
+            .tempdir()
+            .expect("tempdir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    /// Path of the repository's examples.
+    pub fn example(path: &str) -> String {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(path)
+            .display()
+            .to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
