@@ -63,7 +63,19 @@ fn bad_config_exits_2_naming_file_and_key() {
 fn sigterm_is_a_clean_shutdown() {
     let mut c = Cluster::start();
     c.kubectl_ok(&["get", "ns"]);
+    // An open watch must not hold the shutdown up.
+    let mut watcher = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["get", "pods", "-w"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let status = c.stop().expect("exit status");
+    let _ = watcher.kill();
+    let _ = watcher.wait();
     assert!(status.success(), "{status:?}\n{}", c.log());
     assert!(c.log().contains("SIGTERM received"), "{}", c.log());
 }

@@ -141,7 +141,7 @@ async fn crud_conflict_and_watch() {
 
 #[tokio::test]
 async fn watch_from_old_revision_and_expired() {
-    let c = Cluster::start();
+    let c = Cluster::start_with_config("[store]\ncompaction-interval-seconds = 1\n");
     let client = client(&c).await;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     let mut cm = ConfigMap::default();
@@ -160,4 +160,44 @@ async fn watch_from_old_revision_and_expired() {
         Ok(Ok(Some(WatchEvent::Added(c)))) => assert_eq!(c.metadata.name.as_deref(), Some("two")),
         other => panic!("unexpected {other:?}"),
     }
+    drop(w);
+    // Once history is compacted, a watch from the first revision is answered 410 Expired.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    cm.metadata.name = Some("three".into());
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut w = cms
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(std::time::Duration::from_secs(10), w.try_next()).await {
+        Ok(Ok(Some(WatchEvent::Error(status)))) => {
+            assert_eq!(status.code, 410);
+            assert_eq!(status.reason, "Expired");
+        }
+        other => panic!("expected 410 Expired, got {other:?}"),
+    }
+    // deletecollection by label.
+    let mut labelled = ConfigMap::default();
+    for name in ["l1", "l2"] {
+        labelled.metadata.name = Some(name.into());
+        labelled.metadata.labels = Some([("group".to_string(), "x".to_string())].into());
+        cms.create(&PostParams::default(), &labelled).await.unwrap();
+    }
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("group=x"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert!(!left.iter().any(|n| n.starts_with('l')), "{left:?}");
 }

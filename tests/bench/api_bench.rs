@@ -387,10 +387,8 @@ async fn main() -> anyhow::Result<()> {
     );
     drop(cluster);
 
-    if with_etcd {
-        if let Err(e) = etcd_bench(creates, list).await {
-            println!("etcd     skipped: {e} (is etcd running on 127.0.0.1:2379?)");
-        }
+    if with_etcd && let Err(e) = etcd_bench(creates, list).await {
+        println!("etcd     skipped: {e} (is etcd running on 127.0.0.1:2379?)");
     }
     Ok(())
 }

@@ -56,14 +56,30 @@ impl Cluster {
         Self::start_in(dir)
     }
 
+    /// Start `hortator up` with `config` as its hortator.toml.
+    pub fn start_with_config(config: &str) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("hortator-test-")
+            .tempdir()
+            .expect("tempdir");
+        let path = dir.path().join("hortator.toml");
+        std::fs::write(&path, config).expect("write config");
+        Self::launch(dir, &["--config".into(), path.display().to_string()])
+    }
+
     /// Start `hortator up` in `dir` (reusing its store) and wait until it is ready.
     pub fn start_in(dir: tempfile::TempDir) -> Cluster {
+        Self::launch(dir, &[])
+    }
+
+    fn launch(dir: tempfile::TempDir, extra: &[String]) -> Cluster {
         let addr = format!("127.0.0.1:{}", free_port());
         let log = std::fs::File::create(dir.path().join("hortator.log")).expect("log file");
         let child = Command::new(hortator_bin())
             .args(["up", "--data-dir"])
             .arg(dir.path())
             .args(["--listen", &addr])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

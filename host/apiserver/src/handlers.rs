@@ -212,20 +212,20 @@ fn check_type(target: &Target, object: &mut Value) -> Result<(), ApiError> {
     let storage = target.info.storage();
     let expected_version = storage.api_version();
     if !target.info.legacy {
-        if let Some(v) = object.get("apiVersion").and_then(Value::as_str) {
-            if v != expected_version {
-                return Err(ApiError::bad_request(format!(
-                    "the API version in the data ({v}) does not match the expected API version ({expected_version})"
-                )));
-            }
+        if let Some(v) = object.get("apiVersion").and_then(Value::as_str)
+            && v != expected_version
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({expected_version})"
+            )));
         }
-        if let Some(k) = object.get("kind").and_then(Value::as_str) {
-            if k != storage.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the kind in the data ({k}) does not match the expected kind ({})",
-                    storage.kind
-                )));
-            }
+        if let Some(k) = object.get("kind").and_then(Value::as_str)
+            && k != storage.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                storage.kind
+            )));
         }
     }
     object["apiVersion"] = json!(expected_version);
@@ -422,10 +422,10 @@ fn release_unused(ctx: &Ctx, old: &Value, new: Option<&Value>) {
             ctx.ports.release(p);
         }
     }
-    if let Some(ip) = service_ip(old) {
-        if new.and_then(service_ip) != Some(ip) {
-            ctx.ips.release(ip);
-        }
+    if let Some(ip) = service_ip(old)
+        && new.and_then(service_ip) != Some(ip)
+    {
+        ctx.ips.release(ip);
     }
 }
 
@@ -486,15 +486,14 @@ pub async fn create(
             .get("name")
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
-        if !has_name {
-            if let Some(prefix) = meta
+        if !has_name
+            && let Some(prefix) = meta
                 .get("generateName")
                 .and_then(Value::as_str)
                 .filter(|p| !p.is_empty())
-            {
-                let name = format!("{prefix}{}", random_suffix());
-                meta.insert("name".into(), json!(name));
-            }
+        {
+            let name = format!("{prefix}{}", random_suffix());
+            meta.insert("name".into(), json!(name));
         }
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(now));
@@ -771,12 +770,12 @@ pub async fn update(
         return write_scale(ctx, target, query, |_| Ok(new.clone())).await;
     }
     let url_name = target.name.as_deref().unwrap_or("");
-    if let Some(name) = str_at(&new, "/metadata/name") {
-        if name != url_name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({name}) does not match the name on the URL ({url_name})"
-            )));
-        }
+    if let Some(name) = str_at(&new, "/metadata/name")
+        && name != url_name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({url_name})"
+        )));
     }
     let precondition: Option<i64> = match str_at(&new, "/metadata/resourceVersion") {
         Some(rv) if !rv.is_empty() => Some(
@@ -807,16 +806,16 @@ async fn guaranteed_update(
 ) -> Result<Response, ApiError> {
     for _ in 0..16 {
         let (kv, old) = current(ctx, target)?;
-        if let Some(rv) = precondition {
-            if rv != kv.mod_revision {
-                return Err(ApiError::from_store(
-                    StoreError::Conflict {
-                        expected: rv,
-                        current: kv,
-                    },
-                    target.subject(),
-                ));
-            }
+        if let Some(rv) = precondition
+            && rv != kv.mod_revision
+        {
+            return Err(ApiError::from_store(
+                StoreError::Conflict {
+                    expected: rv,
+                    current: kv,
+                },
+                target.subject(),
+            ));
         }
         let new = mutate(&old)?;
         let mut warnings = Vec::new();
@@ -1036,13 +1035,12 @@ async fn write_scale(
         if let Some(rv) = scale
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
+            && rv != kv.mod_revision.to_string()
         {
-            if rv != kv.mod_revision.to_string() {
-                return Err(ApiError::conflict(
-                    parent.subject(),
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ));
-            }
+            return Err(ApiError::conflict(
+                parent.subject(),
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
         }
         let replicas = match scale.pointer("/spec/replicas") {
             Some(v) => v.as_i64().filter(|r| *r >= 0).ok_or_else(|| {
@@ -1129,13 +1127,13 @@ pub async fn bind(
                 "pod is being deleted, cannot be assigned to a host",
             ));
         }
-        if let Some(uid) = str_at(&binding, "/metadata/uid") {
-            if Some(uid) != str_at(&old, "/metadata/uid") {
-                return Err(ApiError::conflict(
-                    pod_target.subject(),
-                    "Precondition failed: UID in precondition does not match the UID of the object",
-                ));
-            }
+        if let Some(uid) = str_at(&binding, "/metadata/uid")
+            && Some(uid) != str_at(&old, "/metadata/uid")
+        {
+            return Err(ApiError::conflict(
+                pod_target.subject(),
+                "Precondition failed: UID in precondition does not match the UID of the object",
+            ));
         }
         let mut new = old.clone();
         new["spec"]["nodeName"] = json!(node);
@@ -1198,19 +1196,19 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError>
     {
         propagation = Some("Orphan".into());
     }
-    if let Some(p) = &propagation {
-        if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
-            return Err(ApiError::invalid(
-                "DeleteOptions",
-                "",
-                "",
-                vec![Cause::not_supported(
-                    "propagationPolicy",
-                    p,
-                    &["Foreground", "Background", "Orphan"],
-                )],
-            ));
-        }
+    if let Some(p) = &propagation
+        && !["Orphan", "Background", "Foreground"].contains(&p.as_str())
+    {
+        return Err(ApiError::invalid(
+            "DeleteOptions",
+            "",
+            "",
+            vec![Cause::not_supported(
+                "propagationPolicy",
+                p,
+                &["Foreground", "Background", "Orphan"],
+            )],
+        ));
     }
     let dry_run = query.dry_run()?
         || body
@@ -1238,11 +1236,12 @@ pub async fn delete(
     output: Output,
 ) -> Result<Response, ApiError> {
     let options = delete_options(query, body)?;
-    let object = delete_one(ctx, target, &options).await?;
-    let code = if object.pointer("/metadata/deletionTimestamp").is_some() && !options.dry_run {
+    let (object, gone) = delete_one(ctx, target, &options).await?;
+    // 200 when the object is gone; 202 while finalizers or a grace period hold it.
+    let code = if gone {
         StatusCode::OK
     } else {
-        StatusCode::OK
+        StatusCode::ACCEPTED
     };
     respond(target, code, object, output, &[])
 }
@@ -1251,31 +1250,31 @@ async fn delete_one(
     ctx: &Arc<Ctx>,
     target: &Target,
     options: &DeleteOptions,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, bool), ApiError> {
     let kind = target.info.storage().kind;
     for _ in 0..16 {
         let (kv, old) = current(ctx, target)?;
-        if let Some(uid) = &options.uid {
-            if Some(uid.as_str()) != str_at(&old, "/metadata/uid") {
-                return Err(ApiError::conflict(
-                    target.subject(),
-                    format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        str_at(&old, "/metadata/uid").unwrap_or("")
-                    ),
-                ));
-            }
+        if let Some(uid) = &options.uid
+            && Some(uid.as_str()) != str_at(&old, "/metadata/uid")
+        {
+            return Err(ApiError::conflict(
+                target.subject(),
+                format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    str_at(&old, "/metadata/uid").unwrap_or("")
+                ),
+            ));
         }
-        if let Some(rv) = &options.resource_version {
-            if *rv != kv.mod_revision.to_string() {
-                return Err(ApiError::conflict(
-                    target.subject(),
-                    format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        kv.mod_revision
-                    ),
-                ));
-            }
+        if let Some(rv) = &options.resource_version
+            && *rv != kv.mod_revision.to_string()
+        {
+            return Err(ApiError::conflict(
+                target.subject(),
+                format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    kv.mod_revision
+                ),
+            ));
         }
         let mut new = old.clone();
         let mut finalizers: Vec<Value> = old
@@ -1318,7 +1317,7 @@ async fn delete_one(
                 .is_some_and(|a| !a.is_empty());
         if finalizers.is_empty() && grace == 0 && !spec_finalizers {
             if options.dry_run {
-                return Ok(old);
+                return Ok((old, true));
             }
             return match ctx
                 .store
@@ -1334,7 +1333,7 @@ async fn delete_one(
                         "resourceVersion".into(),
                         json!(deleted.mod_revision.to_string()),
                     );
-                    Ok(gone)
+                    Ok((gone, true))
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => Err(ApiError::from_store(e, target.subject())),
@@ -1360,7 +1359,7 @@ async fn delete_one(
             new["status"]["phase"] = json!("Terminating");
         }
         if options.dry_run {
-            return Ok(new);
+            return Ok((new, false));
         }
         match ctx
             .store
@@ -1374,7 +1373,7 @@ async fn delete_one(
             Ok(kv) => {
                 meta_mut(&mut new)
                     .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-                return Ok(new);
+                return Ok((new, false));
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(ApiError::from_store(e, target.subject())),
@@ -1644,7 +1643,7 @@ pub async fn delete_collection(
             ..target.clone()
         };
         match delete_one(ctx, &one, &options).await {
-            Ok(gone) => deleted.push(gone),
+            Ok((object, _)) => deleted.push(object),
             Err(ApiError { code: 404, .. }) => {}
             Err(e) => return Err(e),
         }

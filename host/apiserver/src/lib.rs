@@ -34,14 +34,25 @@ use state::Ctx;
 #[derive(Clone)]
 pub struct ApiServer {
     ctx: Arc<Ctx>,
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl ApiServer {
-    /// Prepare the server over `store`: rebuild allocations and create the system namespaces.
+    /// Prepare the server over `store`: rebuild allocations, create the system namespaces and
+    /// start compacting the store's history every `config.compaction_interval`.
     pub async fn start(store: Arc<dyn Store>, config: ApiServerConfig) -> Result<Self, StartError> {
+        let (shutdown, stopped) = tokio::sync::watch::channel(false);
+        let ctx = Ctx::start(store, config, stopped).await?;
+        tokio::spawn(compact(ctx.clone()));
         Ok(ApiServer {
-            ctx: Ctx::start(store, config).await?,
+            ctx,
+            shutdown: Arc::new(shutdown),
         })
+    }
+
+    /// Begin shutting down: open watches end so that in-flight requests can drain.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
     }
 
     /// The HTTP routes of the Kubernetes API.
@@ -65,6 +76,28 @@ impl ApiServer {
                     }),
             )
             .with_state(self.ctx.clone())
+    }
+}
+
+/// Keep one compaction interval of history, as kube-apiserver does with etcd: every interval,
+/// compact to the revision seen at the previous tick.
+async fn compact(ctx: Arc<Ctx>) {
+    let mut stopped = ctx.shutdown.clone();
+    let mut ticker = tokio::time::interval(ctx.config.compaction_interval);
+    ticker.tick().await;
+    let mut previous = ctx.store.current_revision();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        if previous > ctx.store.compacted_revision() {
+            match ctx.store.compact(previous).await {
+                Ok(()) => tracing::debug!(revision = previous, "compacted store history"),
+                Err(e) => tracing::warn!(error = %e, revision = previous, "compaction failed"),
+            }
+        }
+        previous = ctx.store.current_revision();
     }
 }
 

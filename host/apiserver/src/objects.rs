@@ -145,10 +145,10 @@ fn default_template(object: &mut Value) {
         .get("template")
         .and_then(|t| t.pointer("/metadata/labels"))
         .cloned();
-    if let Some(template) = spec.get_mut("template") {
-        if let Some(pod_spec) = template.get_mut("spec") {
-            default_pod_spec(pod_spec);
-        }
+    if let Some(template) = spec.get_mut("template")
+        && let Some(pod_spec) = template.get_mut("spec")
+    {
+        default_pod_spec(pod_spec);
     }
     default_value(spec, "replicas", json!(1));
     if let Some(labels) = template_labels {
@@ -182,10 +182,10 @@ pub fn apply_defaults(kind: &str, object: &mut Value) {
             if let Some(Value::Array(ports)) = spec.get_mut("ports") {
                 for p in ports.iter_mut().filter_map(Value::as_object_mut) {
                     default_str(p, "protocol", "TCP");
-                    if p.get("targetPort").is_none_or(Value::is_null) {
-                        if let Some(port) = p.get("port").cloned() {
-                            p.insert("targetPort".into(), port);
-                        }
+                    if p.get("targetPort").is_none_or(Value::is_null)
+                        && let Some(port) = p.get("port").cloned()
+                    {
+                        p.insert("targetPort".into(), port);
                     }
                 }
             }
@@ -197,14 +197,13 @@ pub fn apply_defaults(kind: &str, object: &mut Value) {
         }
         "ReplicaSet" | "Deployment" => {
             let spec = obj(object, "spec");
-            if spec.get("selector").is_none() {
-                if let Some(labels) = spec
+            if spec.get("selector").is_none()
+                && let Some(labels) = spec
                     .get("template")
                     .and_then(|t| t.pointer("/metadata/labels"))
                     .cloned()
-                {
-                    spec.insert("selector".into(), json!({"matchLabels": labels}));
-                }
+            {
+                spec.insert("selector".into(), json!({"matchLabels": labels}));
             }
             default_template(object);
             if kind == "Deployment" {
@@ -422,25 +421,25 @@ pub fn validate(info: &ResourceInfo, object: &Value, any_name: bool) -> Vec<Caus
                 for (i, p) in ports.iter().enumerate() {
                     if !(1..=65535).contains(&p.port) {
                         causes.push(Cause::invalid(
-                            &format!("spec.ports[{i}].port"),
+                            format!("spec.ports[{i}].port"),
                             &p.port.to_string(),
                             "must be between 1 and 65535, inclusive",
                         ));
                     }
                     if ports.len() > 1 && p.name.as_deref().unwrap_or("").is_empty() {
-                        causes.push(Cause::required(&format!("spec.ports[{i}].name")));
+                        causes.push(Cause::required(format!("spec.ports[{i}].name")));
                     }
                     let key = (p.port, p.protocol.clone().unwrap_or_else(|| "TCP".into()));
                     if !seen.insert(key) {
                         causes.push(Cause::duplicate(
-                            &format!("spec.ports[{i}]"),
+                            format!("spec.ports[{i}]"),
                             &format!("{}/{}", p.port, p.protocol.clone().unwrap_or_default()),
                         ));
                     }
                     let proto = p.protocol.as_deref().unwrap_or("TCP");
                     if !["TCP", "UDP", "SCTP"].contains(&proto) {
                         causes.push(Cause::not_supported(
-                            &format!("spec.ports[{i}].protocol"),
+                            format!("spec.ports[{i}].protocol"),
                             proto,
                             &["SCTP", "TCP", "UDP"],
                         ));
@@ -477,7 +476,7 @@ pub fn validate(info: &ResourceInfo, object: &Value, any_name: bool) -> Vec<Caus
                     for key in data.keys() {
                         if !config_key_ok(key) {
                             causes.push(Cause::invalid(
-                                &format!("{field}[{key}]"),
+                                format!("{field}[{key}]"),
                                 key,
                                 "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
                             ));

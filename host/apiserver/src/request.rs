@@ -133,10 +133,10 @@ pub fn parse(core: bool, path: &str) -> Result<Route, ApiError> {
         }
         [] => return Err(ApiError::no_route()),
     };
-    if let Some(sub) = &target.subresource {
-        if target.info.subresource(sub).is_none() {
-            return Err(ApiError::no_route());
-        }
+    if let Some(sub) = &target.subresource
+        && target.info.subresource(sub).is_none()
+    {
+        return Err(ApiError::no_route());
     }
     Ok(Route::Resource(target))
 }

@@ -20,6 +20,8 @@ pub struct ApiServerConfig {
     pub node_port_range: RangeInclusive<u16>,
     /// The address clients reach the server at, for discovery.
     pub advertise_address: String,
+    /// How often the store's history is compacted (history older than one interval goes).
+    pub compaction_interval: std::time::Duration,
 }
 
 impl Default for ApiServerConfig {
@@ -29,6 +31,7 @@ impl Default for ApiServerConfig {
                 .unwrap_or_default(),
             node_port_range: 30000..=32767,
             advertise_address: "127.0.0.1:6443".into(),
+            compaction_interval: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -43,6 +46,8 @@ pub struct Ctx {
     pub ports: PortAllocator,
     /// Settings.
     pub config: ApiServerConfig,
+    /// Becomes true when the server shuts down; long-running requests (watches) end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Errors starting the API server.
@@ -71,8 +76,10 @@ impl Ctx {
     pub async fn start(
         store: Arc<dyn Store>,
         config: ApiServerConfig,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Arc<Ctx>, StartError> {
         let ctx = Ctx {
+            shutdown,
             ips: IpAllocator::new(config.service_cidr),
             ports: PortAllocator::new(config.node_port_range.clone()),
             store,

@@ -136,10 +136,9 @@ pub fn watch(
             .fields
             .value_for("metadata.name")
             .map(str::to_string)
-    }) {
-        if target.namespace.is_some() || !target.info.namespaced() {
-            prefix = target.info.key(target.namespace.as_deref(), &name);
-        }
+    }) && (target.namespace.is_some() || !target.info.namespaced())
+    {
+        prefix = target.info.key(target.namespace.as_deref(), &name);
     }
     let encoder = Encoder {
         target: target.clone(),
@@ -185,16 +184,17 @@ pub fn watch(
         Err(e) => return Err(ApiError::from_store(e, target.subject())),
     };
     let exact_key = !prefix.ends_with('/');
+    let mut stopped = ctx.shutdown.clone();
     tokio::spawn(async move {
         let Some(mut stream) = stream else { return };
         for kv in &initial {
             if !selected(&selectors, &kv.value) {
                 continue;
             }
-            if let Some(line) = encoder.event("ADDED", &kv.value, kv.mod_revision) {
-                if tx.send(line).await.is_err() {
-                    return;
-                }
+            if let Some(line) = encoder.event("ADDED", &kv.value, kv.mod_revision)
+                && tx.send(line).await.is_err()
+            {
+                return;
             }
         }
         let mut last_rv = after;
@@ -208,6 +208,7 @@ pub fn watch(
         loop {
             tokio::select! {
                 _ = &mut deadline => return,
+                _ = stopped.changed() => return,
                 _ = ticker.tick(), if bookmarks => {
                     if tx.send(encoder.bookmark(last_rv, false)).await.is_err() {
                         return;
@@ -225,11 +226,10 @@ pub fn watch(
                         if exact_key && event.kv.key != prefix.as_bytes() {
                             continue;
                         }
-                        if let Some(line) = translate(&encoder, &selectors, &event) {
-                            if tx.send(line).await.is_err() {
+                        if let Some(line) = translate(&encoder, &selectors, &event)
+                            && tx.send(line).await.is_err() {
                                 return;
                             }
-                        }
                     }
                 },
             }

@@ -30,6 +30,8 @@ pub struct Config {
     pub node_port_range: RangeInclusive<u16>,
     /// fsync every acknowledged write.
     pub store_sync: bool,
+    /// How often store history is compacted (one interval of history is kept).
+    pub compaction_interval: std::time::Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,10 +53,11 @@ struct ServerSection {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct StoreSection {
     backend: Option<String>,
     sync: Option<bool>,
+    compaction_interval_seconds: Option<u64>,
 }
 
 /// Overrides from the command line; they win over the file.
@@ -155,7 +158,16 @@ impl Config {
                 ));
             }
         }
+        let compaction = file.store.compaction_interval_seconds.unwrap_or(300);
+        if compaction == 0 {
+            return Err(err(
+                &file_name,
+                "store.compaction-interval-seconds",
+                "must be at least 1".into(),
+            ));
+        }
         Ok(Config {
+            compaction_interval: std::time::Duration::from_secs(compaction),
             data_dir,
             listen,
             service_cidr,

@@ -40,6 +40,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             service_cidr: config.service_cidr,
             node_port_range: config.node_port_range.clone(),
             advertise_address: address.to_string(),
+            compaction_interval: config.compaction_interval,
         },
     )
     .await
@@ -51,8 +52,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("Hortator is up: API server on http://{address}");
     println!("  kubectl --kubeconfig {} get nodes", kubeconfig.display());
     println!("  export KUBECONFIG={}", kubeconfig.display());
+    let stopping = api.clone();
     axum::serve(listener, api.router())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            stopping.shutdown();
+        })
         .await
         .context("API server failed")?;
     store.close();
