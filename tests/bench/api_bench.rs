@@ -182,6 +182,22 @@ async fn watch_latency(http: &Http, base: &str, count: usize) -> Vec<Duration> {
     lat
 }
 
+/// User + system CPU seconds a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -278,17 +294,37 @@ async fn etcd_bench(creates: usize, list: usize) -> anyhow::Result<()> {
             t.await?;
         }
     }
+    // Range in pages of 10,000 (a single 100,000-key answer exceeds gRPC's message limit).
     let mut kv = client.kv_client();
     let start = Instant::now();
-    let resp = kv
-        .get(
-            run.clone(),
-            Some(etcd_client::GetOptions::new().with_prefix()),
-        )
-        .await?;
+    let mut from = run.clone().into_bytes();
+    let mut end = run.clone().into_bytes();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let mut ranged = 0;
+    loop {
+        let resp = kv
+            .get(
+                from.clone(),
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_range(end.clone())
+                        .with_limit(10_000),
+                ),
+            )
+            .await?;
+        ranged += resp.kvs().len();
+        match resp.kvs().last() {
+            Some(last) if resp.more() => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => break,
+        }
+    }
     println!(
-        "etcd     range of {} keys: {}",
-        resp.kvs().len(),
+        "etcd     range of {ranged} keys (pages of 10,000): {}",
         ms(start.elapsed())
     );
     // Watch latency.
@@ -354,8 +390,14 @@ async fn main() -> anyhow::Result<()> {
         .build_http();
     let base = cluster.url.clone();
 
+    let cpu_before = cluster.pid().map(cpu_seconds).unwrap_or(0.0);
     let rate = burst_creates(&http, &base, "burst", creates).await;
+    let cpu = cluster.pid().map(cpu_seconds).unwrap_or(0.0) - cpu_before;
     println!("hortator burst durable pod creates over HTTP (64 clients): {rate:.0}/s");
+    println!(
+        "hortator server CPU per create: {:.0} µs (the load generator shares the 2 cores)",
+        cpu * 1e6 / creates as f64
+    );
     let lat = paced_creates(&http, &base, 1000, 5).await;
     println!(
         "hortator paced 1000 creates/s latency: p50 {} p99 {}",

@@ -10,12 +10,16 @@ const METADATA: &[u8] = b"\"metadata\":{";
 
 /// Encode an object for storage: compact JSON, `metadata.resourceVersion` removed.
 pub fn encode(object: &Value) -> Bytes {
-    let mut object = object.clone();
-    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
-        meta.remove("selfLink");
+    let meta = object.get("metadata").and_then(Value::as_object);
+    if meta.is_some_and(|m| m.contains_key("resourceVersion") || m.contains_key("selfLink")) {
+        let mut object = object.clone();
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.remove("selfLink");
+        }
+        return Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
     }
-    Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
+    Bytes::from(serde_json::to_vec(object).unwrap_or_default())
 }
 
 /// Append the stored bytes of an object to `out` with `resourceVersion` set to `rv`.

@@ -5,6 +5,8 @@ use hortator_api::registry::ResourceInfo;
 use hortator_api::selector::field_value;
 use hortator_api::validation::{self, Cause};
 use k8s_openapi::api::{apps, coordination, core};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -14,7 +16,7 @@ use serde_json::{Map, Value, json};
 fn roundtrip<K: DeserializeOwned + Serialize>(
     object: &Value,
 ) -> Result<(Value, Vec<String>), String> {
-    let typed: K = serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+    let typed = K::deserialize(object).map_err(|e| e.to_string())?;
     let out = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
     let mut unknown = Vec::new();
     unknown_fields(object, &out, String::new(), &mut unknown);
@@ -272,7 +274,7 @@ fn qos_class(spec: &Value) -> &'static str {
 }
 
 fn validate_typed<K: DeserializeOwned>(object: &Value) -> Result<K, Vec<Cause>> {
-    serde_json::from_value(object.clone()).map_err(|e| vec![Cause::invalid("", "", &e.to_string())])
+    K::deserialize(object).map_err(|e| vec![Cause::invalid("", "", &e.to_string())])
 }
 
 fn name_check(info: &ResourceInfo) -> fn(&str) -> Vec<String> {
@@ -287,11 +289,14 @@ fn name_check(info: &ResourceInfo) -> fn(&str) -> Vec<String> {
 pub fn validate(info: &ResourceInfo, object: &Value, any_name: bool) -> Vec<Cause> {
     let storage = info.storage();
     let mut causes = Vec::new();
-    let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
-        match serde_json::from_value(object.get("metadata").cloned().unwrap_or(json!({}))) {
-            Ok(m) => m,
-            Err(e) => return vec![Cause::invalid("metadata", "", &e.to_string())],
-        };
+    let decoded = match object.get("metadata") {
+        Some(m) => ObjectMeta::deserialize(m),
+        None => Ok(ObjectMeta::default()),
+    };
+    let meta = match decoded {
+        Ok(m) => m,
+        Err(e) => return vec![Cause::invalid("metadata", "", &e.to_string())],
+    };
     let check: fn(&str) -> Vec<String> = if any_name {
         legacy_name
     } else {
@@ -353,10 +358,10 @@ pub fn validate(info: &ResourceInfo, object: &Value, any_name: bool) -> Vec<Caus
             let spec = object.get("spec").cloned().unwrap_or(json!({}));
             let selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> =
                 spec.get("selector")
-                    .and_then(|s| serde_json::from_value(s.clone()).ok());
+                    .and_then(|s| Deserialize::deserialize(s).ok());
             let template: Option<core::v1::PodTemplateSpec> = spec
                 .get("template")
-                .and_then(|s| serde_json::from_value(s.clone()).ok());
+                .and_then(|s| Deserialize::deserialize(s).ok());
             match selector
                 .as_ref()
                 .map(hortator_api::selector::LabelSelector::from_label_selector)
