@@ -1,7 +1,7 @@
 //! API server and store benchmarks, side by side with etcd 3.4 where the same operation exists.
 //!
 //! Reproduce (after `tests/run.sh` has started etcd on 127.0.0.1:2379):
-//! `cargo run --release -p hortator-tests --example api_bench`
+//! `tests/run.sh` (which builds every target), then `$CARGO_TARGET_DIR/release/examples/api_bench`
 //! Options: `--creates N` (default 50000), `--list N` (default 100000), `--no-etcd`.
 
 use std::sync::Arc;

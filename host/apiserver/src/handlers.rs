@@ -183,6 +183,16 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
+/// The request body as a v1 object (v1beta1 bodies are converted).
+fn decode_request(target: &Target, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let object = parse_body(headers, body)?;
+    if target.info.legacy {
+        convert::v1beta1_to_v1(&object).map_err(|e| ApiError::bad_request(e.to_string()))
+    } else {
+        Ok(object)
+    }
+}
+
 fn meta_mut(object: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
@@ -451,11 +461,7 @@ pub async fn create(
     body: &[u8],
     output: Output,
 ) -> Result<Response, ApiError> {
-    let mut object = parse_body(headers, body)?;
-    if target.info.legacy {
-        object =
-            convert::v1beta1_to_v1(&object).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    }
+    let mut object = decode_request(target, headers, body)?;
     check_type(target, &mut object)?;
     let storage = target.info.storage();
     let namespace = if storage.namespaced() {
@@ -762,10 +768,7 @@ pub async fn update(
     body: &[u8],
     output: Output,
 ) -> Result<Response, ApiError> {
-    let mut new = parse_body(headers, body)?;
-    if target.info.legacy {
-        new = convert::v1beta1_to_v1(&new).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    }
+    let new = decode_request(target, headers, body)?;
     if target.subresource.as_deref() == Some("scale") {
         return write_scale(ctx, target, query, |_| Ok(new.clone())).await;
     }

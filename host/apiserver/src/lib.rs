@@ -64,8 +64,8 @@ impl ApiServer {
             .route("/readyz", get(health))
             .route("/api", get(api_root))
             .route("/apis", get(|headers: HeaderMap| async move { discovery::apis_root(&headers) }))
-            .route("/api/{*rest}", any(core_api))
-            .route("/apis/{*rest}", any(named_api))
+            .route("/api/{*rest}", any(resource_api))
+            .route("/apis/{*rest}", any(resource_api))
             .route("/openapi/v3", get(|| async { discovery::openapi_v3_index() }))
             .route("/openapi/v3/{*path}", get(openapi_v3))
             .fallback(|| async { ApiError::no_route() })
@@ -113,28 +113,20 @@ async fn openapi_v3(Path(path): Path<String>) -> Response {
     discovery::openapi_v3_document(&path).into_response()
 }
 
-async fn core_api(
+/// Everything under `/api` (core group) and `/apis` (named groups).
+async fn resource_api(
     State(ctx): State<Arc<Ctx>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path().trim_start_matches("/api").to_string();
-    dispatch(ctx, true, &path, method, &uri, headers, body)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn named_api(
-    State(ctx): State<Arc<Ctx>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path().trim_start_matches("/apis").to_string();
-    dispatch(ctx, false, &path, method, &uri, headers, body)
+    let full = uri.path();
+    let (core, path) = match full.strip_prefix("/apis") {
+        Some(rest) => (false, rest),
+        None => (true, full.strip_prefix("/api").unwrap_or(full)),
+    };
+    dispatch(ctx, core, path, method, &uri, headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }

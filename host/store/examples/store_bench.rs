@@ -1,4 +1,4 @@
-//! Store benchmark: `cargo run --release -p hortator-store --example store_bench -- <dir>`.
+//! Store benchmark: after `cargo build --release --workspace --all-targets`, run `$CARGO_TARGET_DIR/release/examples/store_bench <dir>`.
 //!
 //! Measures durable create throughput (64 concurrent writers), create latency at a fixed
 //! 1,000/s rate, a 100,000-key range (1.5 KB values) and watch delivery latency.
