@@ -1,6 +1,6 @@
 //! API server and store benchmarks, side by side with etcd 3.4 where the same operation exists.
 //!
-//! Reproduce (after `tests/run.sh` has started etcd on 127.0.0.1:2379):
+//! Reproduce (etcd is started fresh by the benchmark, from Debian's `etcd-server`):
 //! `tests/run.sh` (which builds every target), then `$CARGO_TARGET_DIR/release/examples/api_bench`
 //! Options: `--creates N` (default 50000), `--list N` (default 100000), `--no-etcd`.
 
@@ -208,8 +208,69 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A fresh etcd (Debian's `etcd-server`, default fsync) on free loopback ports, so that the
+/// comparison never runs against a store that earlier runs filled.
+struct Etcd {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Etcd {
+    async fn start() -> anyhow::Result<Etcd> {
+        let dir = tempfile::Builder::new()
+            .prefix("hortator-etcd-bench-")
+            .tempdir()?;
+        let (client, peer) = (hortator_tests::free_port(), hortator_tests::free_port());
+        let url = format!("http://127.0.0.1:{client}");
+        let child = std::process::Command::new("etcd")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("default=http://127.0.0.1:{peer}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let etcd = Etcd {
+            child,
+            _dir: dir,
+            url,
+        };
+        for _ in 0..100 {
+            if let Ok(mut c) = etcd_client::Client::connect([etcd.url.as_str()], None).await
+                && c.status().await.is_ok()
+            {
+                return Ok(etcd);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("etcd did not start")
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn etcd_bench(creates: usize, list: usize) -> anyhow::Result<()> {
-    let client = etcd_client::Client::connect(["http://127.0.0.1:2379"], None).await?;
+    let etcd = Etcd::start().await?;
+    let client = etcd_client::Client::connect([etcd.url.as_str()], None).await?;
     let run = format!("/bench/{}/", std::process::id());
     let value = pod_json("etcd-value-of-typical-size");
     // Burst creates: create-if-absent transactions, 64 clients.
@@ -430,7 +491,7 @@ async fn main() -> anyhow::Result<()> {
     drop(cluster);
 
     if with_etcd && let Err(e) = etcd_bench(creates, list).await {
-        println!("etcd     skipped: {e} (is etcd running on 127.0.0.1:2379?)");
+        println!("etcd     skipped: {e} (is Debian's etcd-server installed?)");
     }
     Ok(())
 }
