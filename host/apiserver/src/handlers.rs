@@ -176,7 +176,10 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else if content_type.contains("protobuf") {
-        Err(ApiError::unsupported_media_type(content_type))
+        Err(ApiError::unsupported_media_type(
+            content_type,
+            &["application/json", "application/yaml"],
+        ))
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
@@ -866,7 +869,15 @@ fn patch_type(headers: &HeaderMap) -> Result<&'static str, ApiError> {
         "application/merge-patch+json" => Ok("merge"),
         "application/strategic-merge-patch+json" => Ok("strategic"),
         "application/apply-patch+yaml" | "application/apply-patch+json" => Ok("apply"),
-        other => Err(ApiError::unsupported_media_type(other)),
+        other => Err(ApiError::unsupported_media_type(
+            other,
+            &[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+                "application/apply-patch+yaml",
+            ],
+        )),
     }
 }
 
