@@ -201,3 +201,39 @@ async fn watch_from_old_revision_and_expired() {
         .collect();
     assert!(!left.iter().any(|n| n.starts_with('l')), "{left:?}");
 }
+
+#[tokio::test]
+async fn streaming_list_ends_initial_events_with_a_bookmark() {
+    let c = Cluster::start();
+    let client = client(&c).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    for name in ["a", "b"] {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let mut w = cms
+        .watch(&WatchParams::streaming_lists(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let mut added = Vec::new();
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), w.try_next()).await {
+            Ok(Ok(Some(WatchEvent::Added(cm)))) => added.push(cm.metadata.name.unwrap()),
+            Ok(Ok(Some(WatchEvent::Bookmark(b)))) => {
+                assert_eq!(
+                    b.metadata
+                        .annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?} after {added:?}"),
+        }
+    }
+    added.sort();
+    assert_eq!(added, ["a", "b"]);
+}
