@@ -342,6 +342,40 @@ fn validation_errors_are_status() {
     )
     .into_owned();
     assert!(err.contains("unknown field \"spec.bogusField\""), "{err}");
+    // Bodies that are not objects, and patches that would turn the object into something else,
+    // are 400s, not crashes.
+    let list = c.dir.path().join("list.json");
+    std::fs::write(&list, "[]").unwrap();
+    let err = c.kubectl_err(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/pods",
+        "-f",
+        list.to_str().unwrap(),
+    ]);
+    assert!(err.contains("must be a JSON object"), "{err}");
+    c.kubectl_ok_stdin(&["create", "-f", "-"], Some(POD_YAML));
+    let err = c.kubectl_err(&["patch", "pod", "web", "--type", "merge", "-p", "\"x\""]);
+    assert!(
+        err.contains("must be a JSON object") || err.contains("BadRequest"),
+        "{err}"
+    );
+    let err = c.kubectl_err(&[
+        "patch",
+        "pod",
+        "web",
+        "--type",
+        "json",
+        "-p",
+        "[{\"op\":\"replace\",\"path\":\"\",\"value\":7}]",
+    ]);
+    assert!(!err.is_empty());
+    assert!(
+        c.log().lines().all(|l| !l.contains("panicked")),
+        "{}",
+        c.log()
+    );
+    c.kubectl_ok(&["delete", "pod", "web"]);
     // Nothing was stored by the failed creates.
     assert!(
         c.kubectl_ok(&["get", "pods", "-o", "name"])

@@ -172,17 +172,36 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    if content_type.contains("yaml") {
+    let value = if content_type.contains("yaml") {
         serde_yaml::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
     } else if content_type.contains("protobuf") {
-        Err(ApiError::unsupported_media_type(
+        return Err(ApiError::unsupported_media_type(
             content_type,
             &["application/json", "application/yaml"],
-        ))
+        ));
     } else {
         serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?
+    };
+    require_object(value)
+}
+
+/// Objects are JSON objects; anything else (array, string, number) is a bad request.
+fn require_object(value: Value) -> Result<Value, ApiError> {
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "the request body must be a JSON object, not {}",
+            match value {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            }
+        )))
     }
 }
 
@@ -823,7 +842,7 @@ async fn guaranteed_update(
                 target.subject(),
             ));
         }
-        let new = mutate(&old)?;
+        let new = require_object(mutate(&old)?)?;
         let mut warnings = Vec::new();
         let (new, taken) = prepare_update(ctx, target, query, &old, new, &mut warnings)?;
         if query.dry_run()? {
@@ -907,8 +926,10 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let ty = patch_type(headers)?;
     let doc: Value = if ty == "apply" {
-        serde_yaml::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        require_object(
+            serde_yaml::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+        )?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
