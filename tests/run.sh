@@ -56,6 +56,13 @@ if ! curl -sf http://127.0.0.1:2379/health >/dev/null; then
     for _ in $(seq 1 40); do curl -sf http://127.0.0.1:2379/health >/dev/null && break; sleep 0.25; done
 fi
 
+# rust-toolchain.toml lists wasm32-wasip2; with RUSTUP_AUTO_INSTALL=0 rustup will not fetch it
+# by itself, so ask for it (a no-op once installed).
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    log "adding the wasm32-wasip2 target"
+    rustup target add wasm32-wasip2
+fi
+
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hortator-target}"
 export CARGO_TERM_COLOR=never
 log "building (release) into $CARGO_TARGET_DIR"
