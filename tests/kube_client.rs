@@ -139,6 +139,19 @@ async fn crud_conflict_and_watch() {
     );
 }
 
+/// The first event of a watch on `api` from `rv`.
+async fn first_event(api: &Api<ConfigMap>, rv: &str) -> Option<WatchEvent<ConfigMap>> {
+    let mut w = api
+        .watch(&WatchParams::default(), rv)
+        .await
+        .unwrap()
+        .boxed();
+    tokio::time::timeout(std::time::Duration::from_secs(10), w.try_next())
+        .await
+        .expect("a watch event within 10 s")
+        .expect("watch stream error")
+}
+
 #[tokio::test]
 async fn watch_from_old_revision_and_expired() {
     let c = Cluster::start_with_config("[store]\ncompaction-interval-seconds = 1\n");
@@ -151,33 +164,30 @@ async fn watch_from_old_revision_and_expired() {
     cm.metadata.name = Some("two".into());
     cms.create(&PostParams::default(), &cm).await.unwrap();
     // Resuming from the first write's revision delivers exactly what came after it.
-    let mut w = cms
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .unwrap()
-        .boxed();
-    match tokio::time::timeout(std::time::Duration::from_secs(10), w.try_next()).await {
-        Ok(Ok(Some(WatchEvent::Added(c)))) => assert_eq!(c.metadata.name.as_deref(), Some("two")),
+    match first_event(&cms, &rv).await {
+        Some(WatchEvent::Added(c)) => assert_eq!(c.metadata.name.as_deref(), Some("two")),
         other => panic!("unexpected {other:?}"),
     }
-    drop(w);
-    // Once history is compacted, a watch from the first revision is answered 410 Expired.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    cm.metadata.name = Some("three".into());
-    cms.create(&PostParams::default(), &cm).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let mut w = cms
-        .watch(&WatchParams::default(), &rv)
-        .await
-        .unwrap()
-        .boxed();
-    match tokio::time::timeout(std::time::Duration::from_secs(10), w.try_next()).await {
-        Ok(Ok(Some(WatchEvent::Error(status)))) => {
-            assert_eq!(status.code, 410);
-            assert_eq!(status.reason, "Expired");
+    // Once history is compacted (every second here), a watch from the first revision is
+    // answered 410 Expired. Writes keep the revision moving until the compactor passes it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        cm.metadata.name = None;
+        cm.metadata.generate_name = Some("tick-".into());
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        match first_event(&cms, &rv).await {
+            Some(WatchEvent::Error(status)) => break status,
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no 410 within 60 s, last {other:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
         }
-        other => panic!("expected 410 Expired, got {other:?}"),
-    }
+    };
+    assert_eq!(status.code, 410);
+    assert_eq!(status.reason, "Expired");
     // deletecollection by label.
     let mut labelled = ConfigMap::default();
     for name in ["l1", "l2"] {

@@ -33,6 +33,14 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A fresh data directory for one test cluster.
+fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("hortator-test-")
+        .tempdir()
+        .expect("tempdir")
+}
+
 /// A running `hortator up`.
 pub struct Cluster {
     child: Option<Child>,
@@ -49,19 +57,12 @@ pub struct Cluster {
 impl Cluster {
     /// Start `hortator up` in a fresh data directory and wait until it is ready.
     pub fn start() -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("hortator-test-")
-            .tempdir()
-            .expect("tempdir");
-        Self::start_in(dir)
+        Self::start_in(data_dir())
     }
 
     /// Start `hortator up` with `config` as its hortator.toml.
     pub fn start_with_config(config: &str) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("hortator-test-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = data_dir();
         let path = dir.path().join("hortator.toml");
         std::fs::write(&path, config).expect("write config");
         Self::launch(dir, &["--config".into(), path.display().to_string()])

@@ -355,13 +355,11 @@ pub fn validate(info: &ResourceInfo, object: &Value, any_name: bool) -> Vec<Caus
             }
         }
         "ReplicaSet" | "Deployment" => {
-            let spec = object.get("spec").cloned().unwrap_or(json!({}));
+            let spec_field = |name: &str| object.get("spec").and_then(|s| s.get(name));
             let selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> =
-                spec.get("selector")
-                    .and_then(|s| Deserialize::deserialize(s).ok());
-            let template: Option<core::v1::PodTemplateSpec> = spec
-                .get("template")
-                .and_then(|s| Deserialize::deserialize(s).ok());
+                spec_field("selector").and_then(|s| Deserialize::deserialize(s).ok());
+            let template: Option<core::v1::PodTemplateSpec> =
+                spec_field("template").and_then(|s| Deserialize::deserialize(s).ok());
             match selector
                 .as_ref()
                 .map(hortator_api::selector::LabelSelector::from_label_selector)
@@ -391,14 +389,13 @@ pub fn validate(info: &ResourceInfo, object: &Value, any_name: bool) -> Vec<Caus
                 Some(s) => causes.extend(validation::validate_pod_spec(&s, "spec.template.spec")),
                 None => causes.push(Cause::required("spec.template.spec")),
             }
-            if spec
-                .get("replicas")
+            if let Some(replicas) = spec_field("replicas")
                 .and_then(Value::as_i64)
-                .is_some_and(|r| r < 0)
+                .filter(|r| *r < 0)
             {
                 causes.push(Cause::invalid(
                     "spec.replicas",
-                    &spec["replicas"].to_string(),
+                    &replicas.to_string(),
                     "must be greater than or equal to 0",
                 ));
             }
