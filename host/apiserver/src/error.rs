@@ -55,6 +55,11 @@ impl ApiError {
         }
     }
 
+    /// Any status code with its reason, e.g. an admission plugin's denial.
+    pub fn with_code(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(code, reason, message)
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

@@ -14,6 +14,9 @@ use hortator_api::{convert, patch, table};
 use hortator_store::{KeyValue, RangeRequest, StoreError};
 use serde_json::{Value, json};
 
+use hortator_plugin_runtime::Operation;
+
+use crate::admission;
 use crate::codec;
 use crate::error::ApiError;
 use crate::objects;
@@ -227,6 +230,23 @@ fn meta_mut(object: &mut Value) -> &mut serde_json::Map<String, Value> {
 
 fn str_at<'a>(object: &'a Value, pointer: &str) -> Option<&'a str> {
     object.pointer(pointer).and_then(Value::as_str)
+}
+
+/// After a mutating admission plugin: the fields of `metadata` that only the
+/// server sets are put back; a changed name is refused.
+fn keep_identity(before: &Value, mut after: Value, fields: &[&str]) -> Result<Value, ApiError> {
+    if str_at(before, "/metadata/name") != str_at(&after, "/metadata/name") {
+        return Err(ApiError::internal("an admission plugin tried to change metadata.name"));
+    }
+    let before_meta = before.get("metadata").cloned().unwrap_or_default();
+    let meta = meta_mut(&mut after);
+    for field in fields {
+        match before_meta.get(*field) {
+            Some(v) => meta.insert((*field).into(), v.clone()),
+            None => meta.remove(*field),
+        };
+    }
+    Ok(after)
 }
 
 fn random_suffix() -> String {
@@ -545,19 +565,41 @@ pub async fn create(
     }
     objects::apply_defaults(storage.kind, &mut object);
     let mut warnings = Vec::new();
-    let mut object = normalize(target, query, &object, &mut warnings)?;
+    let object = normalize(target, query, &object, &mut warnings)?;
+    let dry_run = query.dry_run()?;
+    let review = admission::Review {
+        operation: Operation::Create,
+        target,
+        old: None,
+        dry_run,
+    };
+    let (mutated, changed) = admission::mutate(ctx, &review, object.clone(), &mut warnings).await?;
+    let mut object = if changed {
+        keep_identity(&object, mutated, &["namespace", "uid", "creationTimestamp", "generation"])
+            .and_then(|mut mutated| {
+                objects::apply_defaults(storage.kind, &mut mutated);
+                normalize(target, query, &mutated, &mut warnings)
+            })?
+    } else {
+        object
+    };
     validate(target, &object, true)?;
     let name = str_at(&object, "/metadata/name").unwrap_or("").to_string();
     let target = Target {
         name: Some(name),
         ..target.clone()
     };
+    let review = admission::Review {
+        target: &target,
+        ..review
+    };
+    admission::validate(ctx, &review, Some(&object), &mut warnings).await?;
     let taken = if storage.kind == "Service" {
         allocate_service(ctx, &mut object, None)?
     } else {
         Taken::default()
     };
-    if query.dry_run()? {
+    if dry_run {
         taken.release(ctx);
         return respond(&target, StatusCode::CREATED, object, output, &warnings);
     }
@@ -845,7 +887,28 @@ async fn guaranteed_update(
         let new = require_object(mutate(&old)?)?;
         let mut warnings = Vec::new();
         let (new, taken) = prepare_update(ctx, target, query, &old, new, &mut warnings)?;
-        if query.dry_run()? {
+        let review = admission::Review {
+            operation: Operation::Update,
+            target,
+            old: Some(&old),
+            dry_run: query.dry_run()?,
+        };
+        let (new, taken) = match admission::mutate(ctx, &review, new, &mut warnings).await {
+            Ok((mutated, true)) => {
+                taken.release(ctx);
+                prepare_update(ctx, target, query, &old, mutated, &mut warnings)?
+            }
+            Ok((same, false)) => (same, taken),
+            Err(e) => {
+                taken.release(ctx);
+                return Err(e);
+            }
+        };
+        if let Err(e) = admission::validate(ctx, &review, Some(&new), &mut warnings).await {
+            taken.release(ctx);
+            return Err(e);
+        }
+        if review.dry_run {
             taken.release(ctx);
             return respond(target, StatusCode::OK, new, output, &warnings);
         }
@@ -1311,6 +1374,13 @@ async fn delete_one(
                 ),
             ));
         }
+        let review = admission::Review {
+            operation: Operation::Delete,
+            target,
+            old: Some(&old),
+            dry_run: options.dry_run,
+        };
+        admission::review_delete(ctx, &review, &mut Vec::new()).await?;
         let mut new = old.clone();
         let mut finalizers: Vec<Value> = old
             .pointer("/metadata/finalizers")

@@ -3,12 +3,14 @@
 //! Build it with [`ApiServer::start`] and serve [`ApiServer::router`] over TCP, or hand the
 //! router to `kube::Client::new` to talk to it in process.
 
+mod admission;
 mod alloc;
 mod codec;
 mod discovery;
 mod error;
 mod handlers;
 mod objects;
+mod plugins;
 mod request;
 mod state;
 mod watch;
@@ -21,9 +23,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use hortator_plugin_runtime::PluginManager;
 use hortator_store::Store;
 
 pub use error::ApiError;
+pub use plugins::StoreReader;
 pub use state::{ApiServerConfig, SYSTEM_NAMESPACES, StartError};
 
 use handlers::Output;
@@ -41,8 +45,22 @@ impl ApiServer {
     /// Prepare the server over `store`: rebuild allocations, create the system namespaces and
     /// start compacting the store's history every `config.compaction_interval`.
     pub async fn start(store: Arc<dyn Store>, config: ApiServerConfig) -> Result<Self, StartError> {
+        Self::start_with_plugins(store, config, None).await
+    }
+
+    /// Like [`ApiServer::start`], with an admission chain and `hortctl plugin`
+    /// management served from `plugins`. Plugin load and swap outcomes become
+    /// Events in the `default` namespace.
+    pub async fn start_with_plugins(
+        store: Arc<dyn Store>,
+        config: ApiServerConfig,
+        plugins: Option<Arc<PluginManager>>,
+    ) -> Result<Self, StartError> {
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
-        let ctx = Ctx::start(store, config, stopped).await?;
+        if let Some(manager) = &plugins {
+            plugins::record_events(manager, store.clone());
+        }
+        let ctx = Ctx::start(store, config, stopped, plugins).await?;
         tokio::spawn(compact(ctx.clone()));
         Ok(ApiServer {
             ctx,
@@ -66,6 +84,11 @@ impl ApiServer {
             .route("/apis", get(|headers: HeaderMap| async move { discovery::apis_root(&headers) }))
             .route("/api/{*rest}", any(resource_api))
             .route("/apis/{*rest}", any(resource_api))
+            .route("/hortator/v1/plugins", get(plugins::list))
+            .route(
+                "/hortator/v1/plugins/{*point}",
+                axum::routing::put(plugins::swap).layer(axum::extract::DefaultBodyLimit::max(plugins::MAX_COMPONENT_BYTES)),
+            )
             .route("/openapi/v3", get(|| async { discovery::openapi_v3_index() }))
             .route("/openapi/v3/{*path}", get(openapi_v3))
             .fallback(|| async { ApiError::no_route() })

@@ -61,6 +61,7 @@ pub fn normalize(kind: &str, object: &Value) -> Result<(Value, Vec<String>), Str
         "Namespace" => roundtrip::<core::v1::Namespace>(object),
         "Event" => roundtrip::<core::v1::Event>(object),
         "ConfigMap" => roundtrip::<core::v1::ConfigMap>(object),
+        "LimitRange" => roundtrip::<core::v1::LimitRange>(object),
         "Secret" => roundtrip::<core::v1::Secret>(object),
         "Deployment" => roundtrip::<apps::v1::Deployment>(object),
         "ReplicaSet" => roundtrip::<apps::v1::ReplicaSet>(object),

@@ -8,6 +8,8 @@ use hortator_store::{RangeRequest, Store, StoreError};
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
+use hortator_plugin_runtime::PluginManager;
+
 use crate::alloc::{IpAllocator, PortAllocator};
 use crate::codec;
 
@@ -48,6 +50,8 @@ pub struct Ctx {
     pub config: ApiServerConfig,
     /// Becomes true when the server shuts down; long-running requests (watches) end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The plugins: the admission chain, and `hortctl plugin` management.
+    pub plugins: Option<Arc<PluginManager>>,
 }
 
 /// Errors starting the API server.
@@ -77,9 +81,11 @@ impl Ctx {
         store: Arc<dyn Store>,
         config: ApiServerConfig,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        plugins: Option<Arc<PluginManager>>,
     ) -> Result<Arc<Ctx>, StartError> {
         let ctx = Ctx {
             shutdown,
+            plugins,
             ips: IpAllocator::new(config.service_cidr),
             ports: PortAllocator::new(config.node_port_range.clone()),
             store,

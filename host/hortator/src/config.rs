@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+use hortator_plugin_runtime::{PluginsConfig, ValidatedPlugins};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
@@ -32,6 +33,14 @@ pub struct Config {
     pub store_sync: bool,
     /// How often store history is compacted (one interval of history is kept).
     pub compaction_interval: std::time::Duration,
+    /// The plugins of every extension point.
+    pub plugins: ValidatedPlugins,
+    /// Where compiled plugin components are cached.
+    pub plugin_cache_dir: PathBuf,
+    /// Plugin module paths are relative to this directory (the file's own).
+    pub plugin_base_dir: PathBuf,
+    /// The configuration file, watched for plugin changes.
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +50,8 @@ struct File {
     server: ServerSection,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    plugins: PluginsConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,21 +83,7 @@ pub struct Overrides {
 impl Config {
     /// Load `path` (if given) and apply the command-line overrides.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let (file_name, file) = match path {
-            Some(p) => {
-                let name = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
-                    file: name.clone(),
-                    message: format!("cannot read: {e}"),
-                })?;
-                let parsed: File = toml::from_str(&text).map_err(|e| ConfigError {
-                    file: name.clone(),
-                    message: one_line(&e),
-                })?;
-                (name, parsed)
-            }
-            None => ("defaults".to_string(), File::default()),
-        };
+        let (file_name, file) = read_file(path)?;
         let err = |file: &str, key: &str, reason: String| ConfigError {
             file: file.to_string(),
             message: format!("{key}: {reason}"),
@@ -166,7 +163,20 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        let plugins = file.plugins.validate().map_err(|e| err(&file_name, &e.key, e.reason))?;
+        let plugin_base_dir = path
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let plugin_cache_dir = match &plugins.cache_dir {
+            Some(dir) => plugin_base_dir.join(dir),
+            None => data_dir.join("plugin-cache"),
+        };
         Ok(Config {
+            config_file: path.map(Path::to_path_buf),
+            plugins,
+            plugin_cache_dir,
+            plugin_base_dir,
             compaction_interval: std::time::Duration::from_secs(compaction),
             data_dir,
             listen,
@@ -175,6 +185,31 @@ impl Config {
             store_sync: file.store.sync.unwrap_or(true),
         })
     }
+}
+
+fn read_file(path: Option<&Path>) -> Result<(String, File), ConfigError> {
+    let Some(p) = path else {
+        return Ok(("defaults".to_string(), File::default()));
+    };
+    let name = p.display().to_string();
+    let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+        file: name.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let parsed: File = toml::from_str(&text).map_err(|e| ConfigError {
+        file: name.clone(),
+        message: one_line(&e),
+    })?;
+    Ok((name, parsed))
+}
+
+/// Re-read only the `[plugins]` table of `path`, for a reload while running.
+pub fn reload_plugins(path: &Path) -> Result<ValidatedPlugins, ConfigError> {
+    let (file_name, file) = read_file(Some(path))?;
+    file.plugins.validate().map_err(|e| ConfigError {
+        file: file_name,
+        message: format!("{}: {}", e.key, e.reason),
+    })
 }
 
 fn parse_port_range(text: &str) -> Option<RangeInclusive<u16>> {
@@ -235,5 +270,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("store.backend"), "{e}");
+        let e = load_text("[[plugins.admission]]\nmodule = \"builtin:nope\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plugins.admission[0].module") && e.contains("nope"), "{e}");
+        let e = load_text("[[plugins.admission]]\nmodule = \"x.wasm\"\nfailure-policy = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maybe"), "{e}");
+        let e = load_text("[plugins.scheduler]\nmodule = \"x.wasm\"\ntimeout-ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plugins.scheduler.timeout-ms: must be at least 1"), "{e}");
     }
 }

@@ -34,14 +34,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    let api = ApiServer::start(
-        store.clone() as Arc<dyn hortator_store::Store>,
+    let store_handle = store.clone() as Arc<dyn hortator_store::Store>;
+    let plugins = crate::plugins::start(&config, store_handle.clone())?;
+    if let Some(path) = &config.config_file {
+        crate::plugins::watch(plugins.clone(), path.clone(), &config.plugins, config.plugin_base_dir.clone())?;
+    }
+    let api = ApiServer::start_with_plugins(
+        store_handle,
         ApiServerConfig {
             service_cidr: config.service_cidr,
             node_port_range: config.node_port_range.clone(),
             advertise_address: address.to_string(),
             compaction_interval: config.compaction_interval,
         },
+        Some(plugins),
     )
     .await
     .context("cannot start the API server")?;

@@ -1,0 +1,177 @@
+//! The engine every plugin runs on: compilation with an on-disk cache, one
+//! linker for all worlds, and the epoch ticker that enforces call deadlines.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Cache, CacheConfig, Config, Engine};
+
+use crate::bindings::admission::hortator::plugin::cluster;
+use crate::error::LoadError;
+use crate::host::HostState;
+
+/// How often the engine's epoch advances; call deadlines are counted in ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The version of the `hortator:plugin` WIT package this host implements.
+pub const SDK_VERSION: &str = "0.1.0";
+
+/// Settings of the [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached (keyed by content hash and wasmtime
+    /// version); `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A wasmtime engine shared by every plugin of the process. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    ticker_stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.ticker.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A compiled component and what it took to get it.
+pub(crate) struct Compiled {
+    pub(crate) component: Component,
+    pub(crate) digest: String,
+    pub(crate) compile_time: Duration,
+}
+
+impl Runtime {
+    /// Build the engine, the linker and start the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let mut wasm_config = Config::new();
+        wasm_config
+            .wasm_component_model(true)
+            .concurrency_support(false)
+            .epoch_interruption(true);
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir).map_err(|e| LoadError::Engine(format!("cache directory {}: {e}", dir.display())))?;
+            let mut cache_config = CacheConfig::new();
+            cache_config.with_directory(dir);
+            let cache = Cache::new(cache_config).map_err(|e| LoadError::Engine(format!("component cache: {e:#}")))?;
+            wasm_config.cache(Some(cache));
+        }
+        let engine = Engine::new(&wasm_config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        cluster::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |state| state)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new()
+                .name("plugin-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?
+        };
+        Ok(Runtime { inner: Arc::new(Inner { engine, linker, ticker_stop, ticker: Some(ticker) }) })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.inner.linker
+    }
+
+    /// Compile (or fetch from the cache) a component, after checking that it
+    /// was built for a `hortator:plugin` version this host supports.
+    pub(crate) fn compile(&self, name: &str, bytes: &[u8]) -> Result<Compiled, LoadError> {
+        use sha2::Digest;
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+        if !wasmparser_is_component(bytes) {
+            return Err(LoadError::NotAComponent { plugin: name.to_string() });
+        }
+        let started = Instant::now();
+        let component = Component::new(&self.inner.engine, bytes)
+            .map_err(|e| LoadError::Compile { plugin: name.to_string(), message: format!("{e:#}") })?;
+        let compile_time = started.elapsed();
+        check_sdk_version(name, &self.inner.engine, &component)?;
+        Ok(Compiled { component, digest, compile_time })
+    }
+}
+
+/// A component starts with the wasm magic and the component-model layer.
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[0..4] == *b"\0asm" && bytes[6..8] == [0x01, 0x00]
+}
+
+/// Every `hortator:plugin/...@x.y.z` name the component imports or exports must
+/// be semver-compatible with [`SDK_VERSION`].
+fn check_sdk_version(name: &str, engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    let host = semver::Version::parse(SDK_VERSION).expect("SDK_VERSION is semver");
+    let ty = component.component_type();
+    let names = ty.imports(engine).map(|(n, _)| n).chain(ty.exports(engine).map(|(n, _)| n));
+    for item in names {
+        let Some(rest) = item.strip_prefix("hortator:plugin/") else { continue };
+        let Some((_, version)) = rest.split_once('@') else { continue };
+        let compatible = semver::Version::parse(version).is_ok_and(|v| sdk_compatible(&host, &v));
+        if !compatible {
+            return Err(LoadError::SdkVersion {
+                plugin: name.to_string(),
+                plugin_version: version.to_string(),
+                host_version: SDK_VERSION.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Cargo's rule: same major, and for 0.x the same minor.
+pub(crate) fn sdk_compatible(host: &semver::Version, plugin: &semver::Version) -> bool {
+    if host.major != plugin.major {
+        return false;
+    }
+    host.major != 0 || host.minor == plugin.minor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver_rules() {
+        let v = |s| semver::Version::parse(s).unwrap();
+        assert!(sdk_compatible(&v("0.1.0"), &v("0.1.7")));
+        assert!(sdk_compatible(&v("0.1.9"), &v("0.1.0")));
+        assert!(!sdk_compatible(&v("0.1.0"), &v("0.2.0")));
+        assert!(!sdk_compatible(&v("0.1.0"), &v("1.1.0")));
+        assert!(sdk_compatible(&v("1.2.0"), &v("1.0.3")));
+    }
+
+    #[test]
+    fn core_modules_are_not_components() {
+        assert!(!wasmparser_is_component(b"\0asm\x01\0\0\0"));
+        assert!(wasmparser_is_component(b"\0asm\x0d\0\x01\0"));
+        assert!(!wasmparser_is_component(b"hello"));
+    }
+}

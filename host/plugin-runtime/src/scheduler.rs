@@ -1,0 +1,96 @@
+//! The scheduler world: a stateful plugin fed with cluster changes and asked
+//! for one placement per pod.
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+use crate::bindings::scheduler::{Scheduler, SchedulerPre};
+use crate::core::{Core, PluginInfo, WorldBinding};
+use crate::error::{CallError, LoadError};
+use crate::host::HostState;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::settings::PluginSettings;
+
+pub use crate::bindings::scheduler::hortator::plugin::scheduler_types::{
+    AssignedPod, ClusterEvent, HostPort, Node, NodeReason, NodeSelectorRequirement, NodeSelectorTerm, Owner, Pod,
+    Protocol, Resources, ScheduleResult, SelectorOperator, Taint, TaintEffect, Toleration, TolerationOperator,
+};
+pub use crate::bindings::admission::hortator::plugin::types::KeyValue;
+
+impl WorldBinding for Scheduler {
+    const WORLD: &'static str = "scheduler";
+    type Pre = SchedulerPre<HostState>;
+
+    fn pre(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        SchedulerPre::new(instance_pre)
+    }
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+    fn metadata(&self, store: &mut Store<HostState>) -> wasmtime::Result<crate::PluginMetadata> {
+        self.call_metadata(store)
+    }
+    fn init(&self, store: &mut Store<HostState>, config: &str) -> wasmtime::Result<Result<(), String>> {
+        self.call_init(store, config)
+    }
+}
+
+/// A loaded scheduler plugin. Calls are serialised: the plugin keeps one view
+/// of the cluster in one instance.
+pub struct SchedulerPlugin {
+    core: Core<Scheduler>,
+    /// Set when the instance holding the cluster view was discarded.
+    state_lost: Mutex<bool>,
+}
+
+impl SchedulerPlugin {
+    /// Load, check and initialise a component.
+    pub fn load(runtime: &Runtime, settings: PluginSettings, source: String, bytes: &[u8]) -> Result<Self, LoadError> {
+        Ok(SchedulerPlugin { core: Core::load(runtime, settings, source, bytes, None)?, state_lost: Mutex::new(false) })
+    }
+
+    /// Stream cluster changes into the plugin.
+    pub fn update(&self, events: &[ClusterEvent]) -> Result<(), CallError> {
+        let mut lost = self.state_lost.lock().expect("scheduler lock");
+        self.core.call(|world, store| world.call_update(store, events)).inspect_err(|_| *lost = true)
+    }
+
+    /// Choose a node for a pod. A named node must be one the plugin was told about;
+    /// the caller checks that.
+    pub fn schedule(&self, pod: &Pod) -> Result<ScheduleResult, CallError> {
+        let mut lost = self.state_lost.lock().expect("scheduler lock");
+        let result = self.core.call(|world, store| world.call_schedule(store, pod)).inspect_err(|_| *lost = true)?;
+        if let ScheduleResult::Node(name) = &result
+            && name.is_empty()
+        {
+            let err = CallError::Malformed("schedule() chose a node with an empty name".into());
+            self.core.record_malformed(&err);
+            return Err(err);
+        }
+        Ok(result)
+    }
+
+    /// True once after the plugin lost its cluster view (its instance failed and
+    /// was replaced): the caller must replay the whole cluster with `update`.
+    pub fn take_state_lost(&self) -> bool {
+        std::mem::take(&mut *self.state_lost.lock().expect("scheduler lock"))
+    }
+
+    /// Name, version, digest, timings.
+    pub fn info(&self) -> &PluginInfo {
+        self.core.info()
+    }
+
+    /// The settings it was loaded with.
+    pub fn settings(&self) -> &PluginSettings {
+        self.core.settings()
+    }
+
+    /// Its call metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.core.metrics()
+    }
+}

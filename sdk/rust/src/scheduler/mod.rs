@@ -1,0 +1,194 @@
+//! Scheduler plugins: choose a node for every pending pod.
+//!
+//! The host streams node and pod changes into the plugin
+//! ([`Scheduler::update`]) and then asks for one node per pending pod
+//! ([`Scheduler::schedule`]). This module supplies a small scheduling
+//! framework in the style of kube-scheduler, so that a custom policy is a few
+//! lines:
+//!
+//! * [`NodeCache`] keeps the plugin's view of the cluster: one [`NodeInfo`]
+//!   per node with the pods on it, the sum of their requests and the host
+//!   ports they use.
+//! * [`Filter`]s rule nodes out, each with a reason; [`Score`]s rank the nodes
+//!   that are left, 0 to 100, combined by weight.
+//! * [`Framework`] holds the cache, the filters and the weighted scores, and
+//!   picks the best node; ties go to the node whose name sorts first unless
+//!   configured otherwise ([`TieBreak`]).
+//! * [`plugins`] has the built-in filters and scores, which reproduce
+//!   kube-scheduler's basics; [`Framework::with_defaults`] uses them all.
+//!
+//! ```no_run
+//! use hortator_sdk::scheduler::{Filter, Framework, NodeInfo, Pod, Scheduler};
+//!
+//! /// Keeps pods off nodes labelled `maintenance=true`.
+//! struct NoMaintenance;
+//!
+//! impl Filter for NoMaintenance {
+//!     fn name(&self) -> &str {
+//!         "no-maintenance"
+//!     }
+//!
+//!     fn filter(&self, _pod: &Pod, node: &NodeInfo) -> Result<(), String> {
+//!         match node.node().label("maintenance") {
+//!             Some("true") => Err("node(s) were in maintenance".into()),
+//!             _ => Ok(()),
+//!         }
+//!     }
+//! }
+//!
+//! struct MyScheduler(Framework);
+//!
+//! impl Scheduler for MyScheduler {
+//!     fn init(config: hortator_sdk::serde_json::Value) -> Result<Self, String> {
+//!         Ok(MyScheduler(Framework::with_defaults().filter(NoMaintenance).configure(&config)?))
+//!     }
+//!
+//!     fn framework(&mut self) -> &mut Framework {
+//!         &mut self.0
+//!     }
+//! }
+//!
+//! hortator_sdk::export_scheduler!(MyScheduler);
+//! ```
+
+mod cache;
+mod framework;
+pub mod plugins;
+
+pub use cache::{NodeCache, NodeInfo};
+pub use framework::{Filter, Framework, Score, TieBreak};
+
+pub use crate::bindings::scheduler::hortator::plugin::scheduler_types::{
+    AssignedPod, ClusterEvent, HostPort, Node, NodeReason, NodeSelectorRequirement,
+    NodeSelectorTerm, Owner, Pod, Protocol, Resources, ScheduleResult, SelectorOperator, Taint,
+    TaintEffect, Toleration, TolerationOperator,
+};
+
+use serde_json::Value;
+
+/// A scheduler plugin, built around a [`Framework`].
+///
+/// The host calls [`Scheduler::init`] once, then [`Scheduler::update`] and
+/// [`Scheduler::schedule`] in any order; calls never overlap. The default
+/// `update` and `schedule` hand everything to the framework; override them to
+/// add behaviour around it.
+pub trait Scheduler: Sized + 'static {
+    /// Builds the plugin from its configuration: the plugin's TOML table as
+    /// JSON, an empty object when there is none. An error refuses the plugin.
+    fn init(config: Value) -> Result<Self, String>;
+
+    /// The framework this plugin schedules with.
+    fn framework(&mut self) -> &mut Framework;
+
+    /// Applies cluster changes, in order, to the framework's node cache.
+    fn update(&mut self, events: Vec<ClusterEvent>) {
+        self.framework().update(events);
+    }
+
+    /// Chooses a node for `pod`, or explains for every node why it does not fit.
+    fn schedule(&mut self, pod: &Pod) -> ScheduleResult {
+        self.framework().schedule(pod)
+    }
+}
+
+/// Exports a type implementing [`Scheduler`] as the plugin's `scheduler` world.
+///
+/// ```ignore
+/// hortator_sdk::export_scheduler!(MyScheduler);
+/// ```
+///
+/// The plugin's metadata is the package name and version of the crate that
+/// invokes the macro, and [`SDK_VERSION`](crate::SDK_VERSION).
+#[macro_export]
+macro_rules! export_scheduler {
+    ($plugin:ty) => {
+        const _: () = {
+            ::std::thread_local! {
+                static INSTANCE: ::core::cell::RefCell<::core::option::Option<$plugin>> =
+                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+            }
+
+            struct HortatorSchedulerExport;
+
+            impl $crate::__private::scheduler::Guest for HortatorSchedulerExport {
+                fn metadata() -> $crate::PluginMetadata {
+                    $crate::__private::metadata(
+                        ::core::env!("CARGO_PKG_NAME"),
+                        ::core::env!("CARGO_PKG_VERSION"),
+                    )
+                }
+
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::init(
+                        &INSTANCE,
+                        &config,
+                        <$plugin as $crate::scheduler::Scheduler>::init,
+                    )
+                }
+
+                fn update(events: ::std::vec::Vec<$crate::scheduler::ClusterEvent>) {
+                    $crate::__private::with(&INSTANCE, |plugin| {
+                        $crate::scheduler::Scheduler::update(plugin, events)
+                    })
+                }
+
+                fn schedule(pod: $crate::scheduler::Pod) -> $crate::scheduler::ScheduleResult {
+                    $crate::__private::with(&INSTANCE, |plugin| {
+                        $crate::scheduler::Scheduler::schedule(plugin, &pod)
+                    })
+                }
+            }
+
+            $crate::__private::scheduler::export!(
+                HortatorSchedulerExport with_types_in $crate::__private::scheduler
+            );
+        };
+    };
+}
+
+impl Node {
+    /// The value of one of the node's labels.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        crate::lookup(&self.labels, key)
+    }
+}
+
+impl Pod {
+    /// The value of one of the pod's labels.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        crate::lookup(&self.labels, key)
+    }
+}
+
+impl Resources {
+    /// No resources.
+    pub const ZERO: Resources = Resources {
+        milli_cpu: 0,
+        memory: 0,
+        ephemeral_storage: 0,
+        pods: 0,
+    };
+}
+
+impl Toleration {
+    /// Whether this toleration tolerates `taint`, by Kubernetes' rules: the
+    /// effects match (or the toleration names none), the keys match (or the
+    /// toleration's is empty), and with `equal` the values match.
+    pub fn tolerates(&self, taint: &Taint) -> bool {
+        if self.effect.is_some_and(|effect| effect != taint.effect) {
+            return false;
+        }
+        if !self.key.is_empty() && self.key != taint.key {
+            return false;
+        }
+        match self.operator {
+            TolerationOperator::Exists => true,
+            TolerationOperator::Equal => self.value == taint.value,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
