@@ -24,6 +24,14 @@ if ! python3 -c "import kubernetes" 2>/dev/null; then
     python3 -m pip install -q kubernetes
 fi
 
+# componentize-py builds the Python example plugin (examples/plugins/require-labels-py).
+componentize_py=0.25.1
+if [[ "$(componentize-py --version 2>/dev/null)" != "componentize-py $componentize_py" ]]; then
+    log "installing componentize-py $componentize_py"
+    python3 -m pip install -q "componentize-py==$componentize_py"
+    hash -r
+fi
+
 state=/var/tmp/hortator-ci
 mkdir -p "$state"
 

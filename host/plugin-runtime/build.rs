@@ -6,12 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let repo = manifest_dir.join("../..").canonicalize().expect("repository root");
+    let manifest_dir = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let repo = manifest_dir
+        .join("../..")
+        .canonicalize()
+        .expect("repository root");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     // OUT_DIR is <target>/<profile>/build/<crate>-<hash>/out: keep the guest
     // build beside it so that it is incremental and shared by every profile.
-    let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("plugins");
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .unwrap_or(&out_dir)
+        .join("plugins");
 
     for watched in ["plugins", "sdk/wit", "sdk/rust/src", "sdk/rust/Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", repo.join(watched).display());
@@ -19,7 +28,13 @@ fn main() {
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(repo.join("plugins/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
@@ -37,12 +52,19 @@ fn main() {
     }
     let artifacts = target_dir.join("wasm32-wasip2/release");
     check_artifacts(&artifacts);
-    println!("cargo:rustc-env=HORTATOR_PLUGIN_DIR={}", artifacts.display());
+    println!(
+        "cargo:rustc-env=HORTATOR_PLUGIN_DIR={}",
+        artifacts.display()
+    );
 }
 
 fn check_artifacts(dir: &Path) {
     for name in ["namespace_lifecycle", "limit_ranger", "pod_security"] {
         let path = dir.join(format!("{name}.wasm"));
-        assert!(path.exists(), "the guest build did not produce {}", path.display());
+        assert!(
+            path.exists(),
+            "the guest build did not produce {}",
+            path.display()
+        );
     }
 }

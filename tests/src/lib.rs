@@ -25,6 +25,20 @@ pub fn hortator_bin() -> PathBuf {
     bin
 }
 
+/// The `hortctl` binary next to `hortator`.
+pub fn hortctl_bin() -> PathBuf {
+    hortator_bin().with_file_name("hortctl")
+}
+
+/// The cargo target directory the tests were built in.
+pub fn target_dir() -> PathBuf {
+    hortator_bin()
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .expect("target directory")
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -161,6 +175,16 @@ impl Cluster {
             tail(&self.log(), 20)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run `hortctl` against the cluster.
+    pub fn hortctl(&self, args: &[&str]) -> Output {
+        Command::new(hortctl_bin())
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("run hortctl")
     }
 
     /// Run kubectl, assert failure, return stderr.

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use hortator_plugin_runtime::{
-    AdmissionPlugin, AdmissionRequest, CallError, FailurePolicy, GroupVersionResource, Operation, Phase, UserInfo,
-    Verdict,
+    AdmissionPlugin, AdmissionRequest, CallError, FailurePolicy, GroupVersionResource, Operation,
+    Phase, UserInfo, Verdict,
 };
 use serde_json::Value;
 
@@ -43,7 +43,12 @@ impl Review<'_> {
             .target
             .name
             .clone()
-            .or_else(|| object.and_then(|o| o.pointer("/metadata/name")).and_then(Value::as_str).map(String::from))
+            .or_else(|| {
+                object
+                    .and_then(|o| o.pointer("/metadata/name"))
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
             .unwrap_or_default();
         let kind = object
             .and_then(|o| o.get("kind"))
@@ -60,7 +65,11 @@ impl Review<'_> {
             },
             sub_resource: self.target.subresource.clone().unwrap_or_default(),
             kind,
-            namespace: if storage.namespaced() { self.target.namespace.clone().unwrap_or_default() } else { String::new() },
+            namespace: if storage.namespaced() {
+                self.target.namespace.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
             name,
             user_info: admin(),
             object: object.map(Value::to_string),
@@ -90,7 +99,11 @@ fn reason_for(code: u16) -> &'static str {
 }
 
 fn denial(plugin: &str, verdict: &Verdict) -> ApiError {
-    let reason = if verdict.reason.is_empty() { "no reason given" } else { &verdict.reason };
+    let reason = if verdict.reason.is_empty() {
+        "no reason given"
+    } else {
+        &verdict.reason
+    };
     ApiError::with_code(
         verdict.code,
         reason_for(verdict.code),
@@ -99,12 +112,20 @@ fn denial(plugin: &str, verdict: &Verdict) -> ApiError {
 }
 
 /// A plugin failed: fail-closed rejects the request, fail-open skips the plugin.
-fn failure(plugin: &AdmissionPlugin, err: &CallError, warnings: &mut Vec<String>) -> Result<(), ApiError> {
+fn failure(
+    plugin: &AdmissionPlugin,
+    err: &CallError,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
     let name = &plugin.settings().name;
     match plugin.settings().failure_policy {
-        FailurePolicy::FailClosed => Err(ApiError::internal(format!("failed calling webhook \"{name}\": plugin {err}"))),
+        FailurePolicy::FailClosed => Err(ApiError::internal(format!(
+            "failed calling webhook \"{name}\": plugin {err}"
+        ))),
         FailurePolicy::FailOpen => {
-            warnings.push(format!("admission plugin \"{name}\" was skipped (fail-open): plugin {err}"));
+            warnings.push(format!(
+                "admission plugin \"{name}\" was skipped (fail-open): plugin {err}"
+            ));
             Ok(())
         }
     }
@@ -147,8 +168,16 @@ fn run_phase(
                         changed |= patched != *current;
                         *current = patched;
                     }
-                    Ok(()) => failure(&plugin, &CallError::Malformed("patch replaced the object with a non-object".into()), &mut warnings)?,
-                    Err(e) => failure(&plugin, &CallError::Malformed(format!("patch does not apply: {e}")), &mut warnings)?,
+                    Ok(()) => failure(
+                        &plugin,
+                        &CallError::Malformed("patch replaced the object with a non-object".into()),
+                        &mut warnings,
+                    )?,
+                    Err(e) => failure(
+                        &plugin,
+                        &CallError::Malformed(format!("patch does not apply: {e}")),
+                        &mut warnings,
+                    )?,
                 }
             }
             (Some(patch), _) if !patch.0.is_empty() => {
@@ -157,7 +186,11 @@ fn run_phase(
             _ => {}
         }
     }
-    Ok(PhaseOutcome { object, changed, warnings })
+    Ok(PhaseOutcome {
+        object,
+        changed,
+        warnings,
+    })
 }
 
 async fn phase(
@@ -181,9 +214,10 @@ async fn phase(
         return Ok((object, false));
     }
     let request = review.request(object.as_ref());
-    let outcome = tokio::task::spawn_blocking(move || run_phase(plugins, request, object, mutating))
-        .await
-        .map_err(|e| ApiError::internal(format!("admission: {e}")))??;
+    let outcome =
+        tokio::task::spawn_blocking(move || run_phase(plugins, request, object, mutating))
+            .await
+            .map_err(|e| ApiError::internal(format!("admission: {e}")))??;
     warnings.extend(outcome.warnings);
     Ok((outcome.object, outcome.changed))
 }
@@ -196,7 +230,15 @@ pub async fn mutate(
     object: Value,
     warnings: &mut Vec<String>,
 ) -> Result<(Value, bool), ApiError> {
-    let (object, changed) = phase(ctx, review, &[Phase::Mutating], Some(object), true, warnings).await?;
+    let (object, changed) = phase(
+        ctx,
+        review,
+        &[Phase::Mutating],
+        Some(object),
+        true,
+        warnings,
+    )
+    .await?;
     Ok((object.unwrap_or_default(), changed))
 }
 
@@ -207,10 +249,32 @@ pub async fn validate(
     object: Option<&Value>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    phase(ctx, review, &[Phase::Validating], object.cloned(), false, warnings).await.map(drop)
+    phase(
+        ctx,
+        review,
+        &[Phase::Validating],
+        object.cloned(),
+        false,
+        warnings,
+    )
+    .await
+    .map(drop)
 }
 
 /// Deletes have no object to mutate: every plugin of the chain may only allow or deny.
-pub async fn review_delete(ctx: &Ctx, review: &Review<'_>, warnings: &mut Vec<String>) -> Result<(), ApiError> {
-    phase(ctx, review, &[Phase::Mutating, Phase::Validating], None, false, warnings).await.map(drop)
+pub async fn review_delete(
+    ctx: &Ctx,
+    review: &Review<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    phase(
+        ctx,
+        review,
+        &[Phase::Mutating, Phase::Validating],
+        None,
+        false,
+        warnings,
+    )
+    .await
+    .map(drop)
 }

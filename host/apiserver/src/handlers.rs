@@ -236,7 +236,9 @@ fn str_at<'a>(object: &'a Value, pointer: &str) -> Option<&'a str> {
 /// server sets are put back; a changed name is refused.
 fn keep_identity(before: &Value, mut after: Value, fields: &[&str]) -> Result<Value, ApiError> {
     if str_at(before, "/metadata/name") != str_at(&after, "/metadata/name") {
-        return Err(ApiError::internal("an admission plugin tried to change metadata.name"));
+        return Err(ApiError::internal(
+            "an admission plugin tried to change metadata.name",
+        ));
     }
     let before_meta = before.get("metadata").cloned().unwrap_or_default();
     let meta = meta_mut(&mut after);
@@ -575,11 +577,19 @@ pub async fn create(
     };
     let (mutated, changed) = admission::mutate(ctx, &review, object.clone(), &mut warnings).await?;
     let mut object = if changed {
-        keep_identity(&object, mutated, &["namespace", "uid", "creationTimestamp", "generation"])
-            .and_then(|mut mutated| {
-                objects::apply_defaults(storage.kind, &mut mutated);
-                normalize(target, query, &mutated, &mut warnings)
-            })?
+        keep_identity(
+            &object,
+            mutated,
+            &["namespace", "uid", "creationTimestamp", "generation"],
+        )
+        .and_then(|mut mutated| {
+            if storage.kind == "Pod" {
+                // Status is derived again from the mutated spec (qosClass).
+                mutated["status"] = json!({});
+            }
+            objects::apply_defaults(storage.kind, &mut mutated);
+            normalize(target, query, &mutated, &mut warnings)
+        })?
     } else {
         object
     };

@@ -27,7 +27,7 @@ use hortator_plugin_runtime::PluginManager;
 use hortator_store::Store;
 
 pub use error::ApiError;
-pub use plugins::StoreReader;
+pub use plugins::{StoreReader, record_plugin_events};
 pub use state::{ApiServerConfig, SYSTEM_NAMESPACES, StartError};
 
 use handlers::Output;
@@ -49,17 +49,13 @@ impl ApiServer {
     }
 
     /// Like [`ApiServer::start`], with an admission chain and `hortctl plugin`
-    /// management served from `plugins`. Plugin load and swap outcomes become
-    /// Events in the `default` namespace.
+    /// management served from `plugins` (see [`record_plugin_events`]).
     pub async fn start_with_plugins(
         store: Arc<dyn Store>,
         config: ApiServerConfig,
         plugins: Option<Arc<PluginManager>>,
     ) -> Result<Self, StartError> {
         let (shutdown, stopped) = tokio::sync::watch::channel(false);
-        if let Some(manager) = &plugins {
-            plugins::record_events(manager, store.clone());
-        }
         let ctx = Ctx::start(store, config, stopped, plugins).await?;
         tokio::spawn(compact(ctx.clone()));
         Ok(ApiServer {

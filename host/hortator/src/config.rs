@@ -163,7 +163,10 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        let plugins = file.plugins.validate().map_err(|e| err(&file_name, &e.key, e.reason))?;
+        let plugins = file
+            .plugins
+            .validate()
+            .map_err(|e| err(&file_name, &e.key, e.reason))?;
         let plugin_base_dir = path
             .and_then(Path::parent)
             .map(Path::to_path_buf)
@@ -273,14 +276,21 @@ mod tests {
         let e = load_text("[[plugins.admission]]\nmodule = \"builtin:nope\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("plugins.admission[0].module") && e.contains("nope"), "{e}");
-        let e = load_text("[[plugins.admission]]\nmodule = \"x.wasm\"\nfailure-policy = \"maybe\"\n")
-            .unwrap_err()
-            .to_string();
+        assert!(
+            e.contains("plugins.admission[0].module") && e.contains("nope"),
+            "{e}"
+        );
+        let e =
+            load_text("[[plugins.admission]]\nmodule = \"x.wasm\"\nfailure-policy = \"maybe\"\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("maybe"), "{e}");
         let e = load_text("[plugins.scheduler]\nmodule = \"x.wasm\"\ntimeout-ms = 0\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("plugins.scheduler.timeout-ms: must be at least 1"), "{e}");
+        assert!(
+            e.contains("plugins.scheduler.timeout-ms: must be at least 1"),
+            "{e}"
+        );
     }
 }

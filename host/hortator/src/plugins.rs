@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use hortator_apiserver::StoreReader;
-use hortator_plugin_runtime::{ModuleSource, PluginManager, Runtime, RuntimeConfig, ValidatedPlugins};
+use hortator_apiserver::{StoreReader, record_plugin_events};
+use hortator_plugin_runtime::{
+    ModuleSource, PluginManager, Runtime, RuntimeConfig, ValidatedPlugins,
+};
 use hortator_store::Store;
 use notify::Watcher;
 
@@ -18,11 +20,18 @@ use crate::config::{Config, reload_plugins};
 /// How long file events are gathered before one reload.
 const SETTLE: Duration = Duration::from_millis(200);
 
-/// Build the runtime and load every configured plugin.
+/// Build the runtime and load every configured plugin; loads and swaps are
+/// recorded as Events from the start.
 pub fn start(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<PluginManager>> {
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(config.plugin_cache_dir.clone()) })
-        .context("cannot start the plugin runtime")?;
-    let manager = Arc::new(PluginManager::new(runtime, Some(Arc::new(StoreReader::new(store)))));
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(config.plugin_cache_dir.clone()),
+    })
+    .context("cannot start the plugin runtime")?;
+    let manager = Arc::new(PluginManager::new(
+        runtime,
+        Some(Arc::new(StoreReader::new(store.clone()))),
+    ));
+    record_plugin_events(&manager, store);
     let failures = manager.apply(&config.plugins, &config.plugin_base_dir);
     if let Some(first) = failures.first() {
         anyhow::bail!("{first}");
@@ -31,7 +40,11 @@ pub fn start(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Plugi
 }
 
 /// Files whose change triggers a reload: the configuration and every module file.
-fn watched_files(config_file: &Path, plugins: &ValidatedPlugins, base_dir: &Path) -> BTreeSet<PathBuf> {
+fn watched_files(
+    config_file: &Path,
+    plugins: &ValidatedPlugins,
+    base_dir: &Path,
+) -> BTreeSet<PathBuf> {
     let mut files = BTreeSet::from([absolute(config_file)]);
     let all = plugins
         .admission
@@ -75,7 +88,11 @@ pub fn watch(
     })
     .context("cannot watch the configuration")?;
     let mut dirs = BTreeSet::new();
-    watch_dirs(&mut watcher, &mut dirs, &files.lock().expect("watched files lock"));
+    watch_dirs(
+        &mut watcher,
+        &mut dirs,
+        &files.lock().expect("watched files lock"),
+    );
     tokio::spawn(async move {
         while changes.recv().await.is_some() {
             tokio::time::sleep(SETTLE).await;
@@ -92,10 +109,14 @@ pub fn watch(
             watch_dirs(&mut watcher, &mut dirs, &now_watched);
             let manager = manager.clone();
             let base_dir = base_dir.clone();
-            let applied = tokio::task::spawn_blocking(move || manager.apply(&plugins, &base_dir)).await;
+            let applied =
+                tokio::task::spawn_blocking(move || manager.apply(&plugins, &base_dir)).await;
             match applied {
                 Ok(failures) if failures.is_empty() => tracing::info!("plugins reloaded"),
-                Ok(failures) => tracing::warn!(failures = failures.len(), "plugins reloaded with failures; see plugin list"),
+                Ok(failures) => tracing::warn!(
+                    failures = failures.len(),
+                    "plugins reloaded with failures; see plugin list"
+                ),
                 Err(e) => tracing::error!(error = %e, "plugin reload panicked"),
             }
         }
@@ -105,7 +126,11 @@ pub fn watch(
 
 /// Watch the directories of `files` (editors replace files, so the file
 /// itself is not enough).
-fn watch_dirs(watcher: &mut notify::RecommendedWatcher, dirs: &mut BTreeSet<PathBuf>, files: &BTreeSet<PathBuf>) {
+fn watch_dirs(
+    watcher: &mut notify::RecommendedWatcher,
+    dirs: &mut BTreeSet<PathBuf>,
+    files: &BTreeSet<PathBuf>,
+) {
     for dir in files.iter().filter_map(|f| f.parent()) {
         if dirs.contains(dir) {
             continue;
@@ -114,7 +139,9 @@ fn watch_dirs(watcher: &mut notify::RecommendedWatcher, dirs: &mut BTreeSet<Path
             Ok(()) => {
                 dirs.insert(dir.to_path_buf());
             }
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch for plugin changes"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch for plugin changes")
+            }
         }
     }
 }

@@ -37,7 +37,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store_handle = store.clone() as Arc<dyn hortator_store::Store>;
     let plugins = crate::plugins::start(&config, store_handle.clone())?;
     if let Some(path) = &config.config_file {
-        crate::plugins::watch(plugins.clone(), path.clone(), &config.plugins, config.plugin_base_dir.clone())?;
+        crate::plugins::watch(
+            plugins.clone(),
+            path.clone(),
+            &config.plugins,
+            config.plugin_base_dir.clone(),
+        )?;
     }
     let api = ApiServer::start_with_plugins(
         store_handle,

@@ -31,7 +31,11 @@ impl WorldBinding for Admission {
     fn metadata(&self, store: &mut Store<HostState>) -> wasmtime::Result<crate::PluginMetadata> {
         self.call_metadata(store)
     }
-    fn init(&self, store: &mut Store<HostState>, config: &str) -> wasmtime::Result<Result<(), String>> {
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
         self.call_init(store, config)
     }
 }
@@ -66,13 +70,17 @@ impl AdmissionPlugin {
         bytes: &[u8],
         cluster: Option<Arc<dyn ClusterReader>>,
     ) -> Result<Self, LoadError> {
-        Ok(AdmissionPlugin { core: Core::load(runtime, settings, source, bytes, cluster)? })
+        Ok(AdmissionPlugin {
+            core: Core::load(runtime, settings, source, bytes, cluster)?,
+        })
     }
 
     /// Ask the plugin about one request. A trap, timeout, memory exhaustion or
     /// malformed response is an error; the caller applies the failure policy.
     pub fn admit(&self, request: &AdmissionRequest) -> Result<Verdict, CallError> {
-        let response = self.core.call(|world, store| world.call_admit(store, request))?;
+        let response = self
+            .core
+            .call(|world, store| world.call_admit(store, request))?;
         check_response(response).inspect_err(|e| self.core.record_malformed(e))
     }
 
@@ -102,19 +110,30 @@ fn check_response(response: AdmissionResponse) -> Result<Verdict, CallError> {
         (true, _) => 200,
         (false, 0) => 403,
         (false, code @ 400..=599) => code,
-        (false, code) => return Err(CallError::Malformed(format!("denial code {code} is not an HTTP error status (400-599)"))),
+        (false, code) => {
+            return Err(CallError::Malformed(format!(
+                "denial code {code} is not an HTTP error status (400-599)"
+            )));
+        }
     };
     let patch = match &response.patch {
         None => None,
         Some(text) => Some(
-            serde_json::from_str::<json_patch::Patch>(text)
-                .map_err(|e| CallError::Malformed(format!("patch is not an RFC 6902 JSON patch: {e}")))?,
+            serde_json::from_str::<json_patch::Patch>(text).map_err(|e| {
+                CallError::Malformed(format!("patch is not an RFC 6902 JSON patch: {e}"))
+            })?,
         ),
     };
     if !response.allowed && patch.is_some() {
         return Err(CallError::Malformed("a denial carries a patch".into()));
     }
-    Ok(Verdict { allowed: response.allowed, reason: response.reason, code, patch, warnings: response.warnings })
+    Ok(Verdict {
+        allowed: response.allowed,
+        reason: response.reason,
+        code,
+        patch,
+        warnings: response.warnings,
+    })
 }
 
 #[cfg(test)]
@@ -134,11 +153,28 @@ mod tests {
     #[test]
     fn responses_are_checked() {
         assert_eq!(check_response(response(false, 0, None)).unwrap().code, 403);
-        assert_eq!(check_response(response(false, 404, None)).unwrap().code, 404);
-        assert!(matches!(check_response(response(false, 99, None)), Err(CallError::Malformed(_))));
-        assert!(matches!(check_response(response(true, 0, Some("nope"))), Err(CallError::Malformed(_))));
-        let v = check_response(response(true, 0, Some(r#"[{"op":"add","path":"/a","value":1}]"#))).unwrap();
+        assert_eq!(
+            check_response(response(false, 404, None)).unwrap().code,
+            404
+        );
+        assert!(matches!(
+            check_response(response(false, 99, None)),
+            Err(CallError::Malformed(_))
+        ));
+        assert!(matches!(
+            check_response(response(true, 0, Some("nope"))),
+            Err(CallError::Malformed(_))
+        ));
+        let v = check_response(response(
+            true,
+            0,
+            Some(r#"[{"op":"add","path":"/a","value":1}]"#),
+        ))
+        .unwrap();
         assert_eq!(v.patch.unwrap().0.len(), 1);
-        assert!(matches!(check_response(response(false, 403, Some("[]"))), Err(CallError::Malformed(_))));
+        assert!(matches!(
+            check_response(response(false, 403, Some("[]"))),
+            Err(CallError::Malformed(_))
+        ));
     }
 }

@@ -31,7 +31,11 @@ impl WorldBinding for BuildStrategy {
     fn metadata(&self, store: &mut Store<HostState>) -> wasmtime::Result<crate::PluginMetadata> {
         self.call_metadata(store)
     }
-    fn init(&self, store: &mut Store<HostState>, config: &str) -> wasmtime::Result<Result<(), String>> {
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
         self.call_init(store, config)
     }
 }
@@ -54,13 +58,23 @@ pub struct BuildStrategyPlugin {
 
 impl BuildStrategyPlugin {
     /// Load, check and initialise a component.
-    pub fn load(runtime: &Runtime, settings: PluginSettings, source: String, bytes: &[u8]) -> Result<Self, LoadError> {
-        Ok(BuildStrategyPlugin { core: Core::load(runtime, settings, source, bytes, None)? })
+    pub fn load(
+        runtime: &Runtime,
+        settings: PluginSettings,
+        source: String,
+        bytes: &[u8],
+    ) -> Result<Self, LoadError> {
+        Ok(BuildStrategyPlugin {
+            core: Core::load(runtime, settings, source, bytes, None)?,
+        })
     }
 
     /// Plan a build; the plan is checked before it is returned.
     pub fn plan(&self, build_json: &str, source: &[SourceEntry]) -> Result<BuildOutput, PlanError> {
-        let output = self.core.call(|world, store| world.call_plan(store, build_json, source))?.map_err(PlanError::Declined)?;
+        let output = self
+            .core
+            .call(|world, store| world.call_plan(store, build_json, source))?
+            .map_err(PlanError::Declined)?;
         check_output(&output).map_err(|reason| {
             let err = CallError::Malformed(reason);
             self.core.record_malformed(&err);
@@ -92,15 +106,24 @@ fn inside_tree(path: &str) -> bool {
 
 fn check_output(output: &BuildOutput) -> Result<(), String> {
     if output.output_image.is_empty() || output.output_image.chars().any(|c| c.is_whitespace()) {
-        return Err(format!("output image {:?} is not an image reference", output.output_image));
+        return Err(format!(
+            "output image {:?} is not an image reference",
+            output.output_image
+        ));
     }
     match &output.plan {
         BuildPlan::Dockerfile(plan) => {
             if !inside_tree(&plan.context_dir) {
-                return Err(format!("context directory {:?} leaves the source tree", plan.context_dir));
+                return Err(format!(
+                    "context directory {:?} leaves the source tree",
+                    plan.context_dir
+                ));
             }
             if plan.dockerfile_path.is_empty() || !inside_tree(&plan.dockerfile_path) {
-                return Err(format!("Dockerfile path {:?} leaves the context", plan.dockerfile_path));
+                return Err(format!(
+                    "Dockerfile path {:?} leaves the context",
+                    plan.dockerfile_path
+                ));
             }
         }
         BuildPlan::Source(plan) => {
@@ -111,7 +134,10 @@ fn check_output(output: &BuildOutput) -> Result<(), String> {
                 return Err("source build needs both an assemble and a run command".into());
             }
             if !plan.source_dir.starts_with('/') {
-                return Err(format!("source directory {:?} must be absolute", plan.source_dir));
+                return Err(format!(
+                    "source directory {:?} must be absolute",
+                    plan.source_dir
+                ));
             }
         }
     }

@@ -11,9 +11,18 @@ pub const ARTIFACT_DIR: &str = env!("HORTATOR_PLUGIN_DIR");
 /// The component bytes of a built-in plugin.
 pub fn get(name: &str) -> Option<&'static [u8]> {
     match name {
-        "limit-ranger" => Some(include_bytes!(concat!(env!("HORTATOR_PLUGIN_DIR"), "/limit_ranger.wasm"))),
-        "namespace-lifecycle" => Some(include_bytes!(concat!(env!("HORTATOR_PLUGIN_DIR"), "/namespace_lifecycle.wasm"))),
-        "pod-security" => Some(include_bytes!(concat!(env!("HORTATOR_PLUGIN_DIR"), "/pod_security.wasm"))),
+        "limit-ranger" => Some(include_bytes!(concat!(
+            env!("HORTATOR_PLUGIN_DIR"),
+            "/limit_ranger.wasm"
+        ))),
+        "namespace-lifecycle" => Some(include_bytes!(concat!(
+            env!("HORTATOR_PLUGIN_DIR"),
+            "/namespace_lifecycle.wasm"
+        ))),
+        "pod-security" => Some(include_bytes!(concat!(
+            env!("HORTATOR_PLUGIN_DIR"),
+            "/pod_security.wasm"
+        ))),
         _ => None,
     }
 }

@@ -25,7 +25,11 @@ pub(crate) trait WorldBinding: Sized + Send + 'static {
     fn pre(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
     fn metadata(&self, store: &mut Store<HostState>) -> wasmtime::Result<PluginMetadata>;
-    fn init(&self, store: &mut Store<HostState>, config: &str) -> wasmtime::Result<Result<(), String>>;
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>>;
 }
 
 /// An initialised instance, ready for calls.
@@ -82,11 +86,19 @@ impl<W: WorldBinding> Core<W> {
     ) -> Result<Self, LoadError> {
         let name = settings.name.clone();
         let compiled = runtime.compile(&name, bytes)?;
-        let world_error = |e: wasmtime::Error| LoadError::World { plugin: name.clone(), world: W::WORLD, message: format!("{e:#}") };
-        let instance_pre = runtime.linker().instantiate_pre(&compiled.component).map_err(world_error)?;
+        let world_error = |e: wasmtime::Error| LoadError::World {
+            plugin: name.clone(),
+            world: W::WORLD,
+            message: format!("{e:#}"),
+        };
+        let instance_pre = runtime
+            .linker()
+            .instantiate_pre(&compiled.component)
+            .map_err(world_error)?;
         let pre = W::pre(instance_pre).map_err(world_error)?;
         let cluster = if settings.cluster_read { cluster } else { None };
-        let deadline_ticks = (settings.timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1;
+        let deadline_ticks =
+            (settings.timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1;
         let started = Instant::now();
         let mut core: Core<W> = Core {
             pre,
@@ -108,12 +120,18 @@ impl<W: WorldBinding> Core<W> {
             engine: runtime.engine().clone(),
             settings,
         };
-        let mut live = core.instantiate().map_err(|message| LoadError::Start { plugin: name.clone(), message })?;
+        let mut live = core.instantiate().map_err(|message| LoadError::Start {
+            plugin: name.clone(),
+            message,
+        })?;
         live.store.set_epoch_deadline(core.deadline_ticks);
         let metadata = live
             .world
             .metadata(&mut live.store)
-            .map_err(|e| LoadError::Start { plugin: name.clone(), message: format!("metadata() {}", core.classify(e, &live)) })?;
+            .map_err(|e| LoadError::Start {
+                plugin: name.clone(),
+                message: format!("metadata() {}", core.classify(e, &live)),
+            })?;
         let host = semver::Version::parse(SDK_VERSION).expect("SDK_VERSION is semver");
         if !semver::Version::parse(&metadata.sdk_version).is_ok_and(|v| sdk_compatible(&host, &v)) {
             return Err(LoadError::SdkVersion {
@@ -123,8 +141,14 @@ impl<W: WorldBinding> Core<W> {
             });
         }
         core.init(&mut live).map_err(|e| match e {
-            StartFailure::Refused(message) => LoadError::Init { plugin: name.clone(), message },
-            StartFailure::Failed(message) => LoadError::Start { plugin: name.clone(), message },
+            StartFailure::Refused(message) => LoadError::Init {
+                plugin: name.clone(),
+                message,
+            },
+            StartFailure::Failed(message) => LoadError::Start {
+                plugin: name.clone(),
+                message,
+            },
         })?;
         core.info.plugin_name = metadata.name;
         core.info.version = metadata.version;
@@ -153,8 +177,13 @@ impl<W: WorldBinding> Core<W> {
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.deadline_ticks);
-        let world = W::instantiate(&self.pre, &mut store).map_err(|e| format!("instantiate: {e:#}"))?;
-        Ok(Live { store, world, stderr_seen: 0 })
+        let world =
+            W::instantiate(&self.pre, &mut store).map_err(|e| format!("instantiate: {e:#}"))?;
+        Ok(Live {
+            store,
+            world,
+            stderr_seen: 0,
+        })
     }
 
     fn init(&self, live: &mut Live<W>) -> Result<(), StartFailure> {
@@ -162,7 +191,10 @@ impl<W: WorldBinding> Core<W> {
         match live.world.init(&mut live.store, &self.settings.config) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StartFailure::Refused(message)),
-            Err(e) => Err(StartFailure::Failed(format!("init() {}", self.classify(e, live)))),
+            Err(e) => Err(StartFailure::Failed(format!(
+                "init() {}",
+                self.classify(e, live)
+            ))),
         }
     }
 

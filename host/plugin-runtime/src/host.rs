@@ -20,9 +20,19 @@ pub(crate) const STDERR_CAPACITY: usize = 256 * 1024;
 /// handed to plugins whose configuration grants `cluster-read`.
 pub trait ClusterReader: Send + Sync {
     /// One object as JSON, or `None` when it does not exist.
-    fn get(&self, resource: &Resource, namespace: &str, name: &str) -> Result<Option<String>, LookupError>;
+    fn get(
+        &self,
+        resource: &Resource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, LookupError>;
     /// Objects as JSON, in a namespace (empty: all) matching a label selector (empty: all).
-    fn list(&self, resource: &Resource, namespace: &str, label_selector: &str) -> Result<Vec<String>, LookupError>;
+    fn list(
+        &self,
+        resource: &Resource,
+        namespace: &str,
+        label_selector: &str,
+    ) -> Result<Vec<String>, LookupError>;
 }
 
 /// A resource named by group ("" for core), version and plural name.
@@ -71,13 +81,22 @@ impl HostState {
             .memory_size(memory_limit)
             .trap_on_grow_failure(true)
             .build();
-        HostState { wasi, table: ResourceTable::new(), limits, stderr, cluster }
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            stderr,
+            cluster,
+        }
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -103,7 +122,11 @@ impl HostMonotonicClock for FrozenClock {
 }
 
 fn resource(gvr: GroupVersionResource) -> Resource {
-    Resource { group: gvr.group, version: gvr.version, resource: gvr.resource }
+    Resource {
+        group: gvr.group,
+        version: gvr.version,
+        resource: gvr.resource,
+    }
 }
 
 fn lookup_error(err: LookupError) -> cluster::LookupError {
@@ -120,8 +143,13 @@ impl cluster::Host for HostState {
         namespace: String,
         name: String,
     ) -> Result<Option<String>, cluster::LookupError> {
-        let reader = self.cluster.as_ref().ok_or(cluster::LookupError::NotGranted)?;
-        reader.get(&resource(gvr), &namespace, &name).map_err(lookup_error)
+        let reader = self
+            .cluster
+            .as_ref()
+            .ok_or(cluster::LookupError::NotGranted)?;
+        reader
+            .get(&resource(gvr), &namespace, &name)
+            .map_err(lookup_error)
     }
 
     fn list(
@@ -130,7 +158,12 @@ impl cluster::Host for HostState {
         namespace: String,
         label_selector: String,
     ) -> Result<Vec<String>, cluster::LookupError> {
-        let reader = self.cluster.as_ref().ok_or(cluster::LookupError::NotGranted)?;
-        reader.list(&resource(gvr), &namespace, &label_selector).map_err(lookup_error)
+        let reader = self
+            .cluster
+            .as_ref()
+            .ok_or(cluster::LookupError::NotGranted)?;
+        reader
+            .list(&resource(gvr), &namespace, &label_selector)
+            .map_err(lookup_error)
     }
 }

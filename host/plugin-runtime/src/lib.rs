@@ -7,10 +7,10 @@
 //! its world ([`Admission`], [`Scheduler`], [`BuildStrategy`], [`NetworkDriver`]);
 //! one [`PluginSlot`] per extension point, holding the active plugin.
 
-mod bindings;
 mod admission;
-pub mod builtin;
+mod bindings;
 mod build_strategy;
+pub mod builtin;
 mod core;
 mod error;
 mod host;
@@ -24,16 +24,21 @@ mod settings;
 /// What a plugin says about itself (`metadata()`).
 pub use bindings::admission::hortator::plugin::types::PluginMetadata;
 
-pub use crate::admission::{AdmissionPlugin, AdmissionRequest, AdmissionResponse, GroupVersionResource, Operation, UserInfo, Verdict};
+pub use crate::admission::{
+    AdmissionPlugin, AdmissionRequest, AdmissionResponse, GroupVersionResource, Operation,
+    UserInfo, Verdict,
+};
 pub use crate::core::PluginInfo;
 pub use crate::error::{CallError, LoadError};
 pub use crate::host::{ClusterReader, LookupError, Resource};
-pub use crate::manager::{ActivePlugin, ChainEntry, PluginEvent, PluginManager, PluginSlot, PluginStatus, SwapError};
+pub use crate::manager::{
+    ActivePlugin, ChainEntry, PluginEvent, PluginManager, PluginSlot, PluginStatus, SwapError,
+};
 pub use crate::metrics::{LATENCY_BUCKETS, Metrics, MetricsSnapshot};
 pub use crate::runtime::{Runtime, RuntimeConfig, SDK_VERSION};
 pub use crate::settings::{
-    DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FailurePolicy, ModuleSource, Phase, PluginEntry, PluginSettings, PluginsConfig,
-    SettingsError, ValidatedPlugins, default_admission_chain,
+    DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FailurePolicy, ModuleSource, Phase, PluginEntry,
+    PluginSettings, PluginsConfig, SettingsError, ValidatedPlugins, default_admission_chain,
 };
 
 /// The scheduler world.

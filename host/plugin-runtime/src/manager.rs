@@ -28,7 +28,9 @@ pub struct PluginSlot<P> {
 
 impl<P> PluginSlot<P> {
     fn new(plugin: P) -> Self {
-        PluginSlot { active: ArcSwap::from_pointee(plugin) }
+        PluginSlot {
+            active: ArcSwap::from_pointee(plugin),
+        }
     }
 
     /// The active plugin.
@@ -148,18 +150,32 @@ macro_rules! loadable {
     };
 }
 
-loadable!(AdmissionPlugin, |runtime, settings, source, bytes, cluster| AdmissionPlugin::load(
-    runtime, settings, source, bytes, cluster
-));
-loadable!(SchedulerPlugin, |runtime, settings, source, bytes, _cluster| SchedulerPlugin::load(
-    runtime, settings, source, bytes
-));
-loadable!(NetworkDriverPlugin, |runtime, settings, source, bytes, _cluster| NetworkDriverPlugin::load(
-    runtime, settings, source, bytes
-));
-loadable!(BuildStrategyPlugin, |runtime, settings, source, bytes, _cluster| BuildStrategyPlugin::load(
-    runtime, settings, source, bytes
-));
+loadable!(AdmissionPlugin, |runtime,
+                            settings,
+                            source,
+                            bytes,
+                            cluster| {
+    AdmissionPlugin::load(runtime, settings, source, bytes, cluster)
+});
+loadable!(SchedulerPlugin, |runtime,
+                            settings,
+                            source,
+                            bytes,
+                            _cluster| {
+    SchedulerPlugin::load(runtime, settings, source, bytes)
+});
+loadable!(
+    NetworkDriverPlugin,
+    |runtime, settings, source, bytes, _cluster| NetworkDriverPlugin::load(
+        runtime, settings, source, bytes
+    )
+);
+loadable!(
+    BuildStrategyPlugin,
+    |runtime, settings, source, bytes, _cluster| BuildStrategyPlugin::load(
+        runtime, settings, source, bytes
+    )
+);
 
 /// A slot together with what the configuration last asked of it.
 struct Point<P> {
@@ -194,7 +210,10 @@ pub struct PluginManager {
 }
 
 /// The module bytes a setting names, with their digest.
-fn read_module(settings: &PluginSettings, base_dir: &Path) -> Result<(Vec<u8>, String, String), LoadError> {
+fn read_module(
+    settings: &PluginSettings,
+    base_dir: &Path,
+) -> Result<(Vec<u8>, String, String), LoadError> {
     use sha2::Digest;
     let (bytes, source) = match &settings.module {
         ModuleSource::Builtin(name) => {
@@ -246,13 +265,23 @@ impl PluginManager {
                 PluginEvent {
                     point: point.to_string(),
                     loaded: true,
-                    message: format!("loaded {} {} ({}) from {}", info.plugin_name, info.version, info.digest, info.source),
+                    message: format!(
+                        "loaded {} {} ({}) from {}",
+                        info.plugin_name, info.version, info.digest, info.source
+                    ),
                 }
             }
             Err(err) => {
-                self.errors.lock().expect("errors lock").insert(point.to_string(), err.to_string());
+                self.errors
+                    .lock()
+                    .expect("errors lock")
+                    .insert(point.to_string(), err.to_string());
                 tracing::error!(point, error = %err, "plugin not loaded; the previous one (if any) stays active");
-                PluginEvent { point: point.to_string(), loaded: false, message: err.to_string() }
+                PluginEvent {
+                    point: point.to_string(),
+                    loaded: false,
+                    message: err.to_string(),
+                }
             }
         };
         if let Some(sink) = self.sink.get() {
@@ -273,7 +302,9 @@ impl PluginManager {
         for (phase, settings) in &config.admission {
             let point = format!("admission/{}", settings.name);
             let previous = points.admission.remove(&point);
-            if let Some(p) = self.reconcile_point(&point, previous, settings, base_dir, &mut failures) {
+            if let Some(p) =
+                self.reconcile_point(&point, previous, settings, base_dir, &mut failures)
+            {
                 admission.insert(point.clone(), p);
                 order.push((point, *phase));
             }
@@ -283,12 +314,20 @@ impl PluginManager {
 
         let previous = points.scheduler.take();
         points.scheduler = match &config.scheduler {
-            Some(settings) => self.reconcile_point("scheduler", previous, settings, base_dir, &mut failures),
+            Some(settings) => {
+                self.reconcile_point("scheduler", previous, settings, base_dir, &mut failures)
+            }
             None => None,
         };
         let previous = points.network_driver.take();
         points.network_driver = match &config.network_driver {
-            Some(settings) => self.reconcile_point("network-driver", previous, settings, base_dir, &mut failures),
+            Some(settings) => self.reconcile_point(
+                "network-driver",
+                previous,
+                settings,
+                base_dir,
+                &mut failures,
+            ),
             None => None,
         };
         let mut builds = BTreeMap::new();
@@ -296,7 +335,9 @@ impl PluginManager {
         for settings in &config.build_strategies {
             let point = format!("build-strategy/{}", settings.name);
             let previous = points.build_strategies.remove(&point);
-            if let Some(p) = self.reconcile_point(&point, previous, settings, base_dir, &mut failures) {
+            if let Some(p) =
+                self.reconcile_point(&point, previous, settings, base_dir, &mut failures)
+            {
                 builds.insert(point.clone(), p);
                 build_order.push(point);
             }
@@ -305,7 +346,10 @@ impl PluginManager {
         points.build_order = build_order;
 
         let configured: Vec<String> = config.points();
-        self.errors.lock().expect("errors lock").retain(|point, _| configured.contains(point));
+        self.errors
+            .lock()
+            .expect("errors lock")
+            .retain(|point, _| configured.contains(point));
         self.publish_chain(&points);
         failures
     }
@@ -324,7 +368,13 @@ impl PluginManager {
             {
                 return Ok(None);
             }
-            let plugin = P::load_plugin(&self.runtime, settings.clone(), source, &bytes, self.cluster.clone())?;
+            let plugin = P::load_plugin(
+                &self.runtime,
+                settings.clone(),
+                source,
+                &bytes,
+                self.cluster.clone(),
+            )?;
             Ok(Some((plugin, digest)))
         });
         match (loaded, previous) {
@@ -335,9 +385,15 @@ impl PluginManager {
                 match previous {
                     Some(previous) => {
                         previous.slot.replace(plugin);
-                        Some(Point { slot: previous.slot, configured })
+                        Some(Point {
+                            slot: previous.slot,
+                            configured,
+                        })
                     }
-                    None => Some(Point { slot: Arc::new(PluginSlot::new(plugin)), configured }),
+                    None => Some(Point {
+                        slot: Arc::new(PluginSlot::new(plugin)),
+                        configured,
+                    }),
                 }
             }
             (Err(err), previous) => {
@@ -350,11 +406,21 @@ impl PluginManager {
 
     fn publish_chain(&self, points: &Points) {
         let entries = |phase: Phase| {
-            points.admission_order.iter().filter(move |(_, p)| *p == phase).filter_map(|(point, phase)| {
-                points.admission.get(point).map(|p| ChainEntry { point: point.clone(), phase: *phase, slot: p.slot.clone() })
-            })
+            points
+                .admission_order
+                .iter()
+                .filter(move |(_, p)| *p == phase)
+                .filter_map(|(point, phase)| {
+                    points.admission.get(point).map(|p| ChainEntry {
+                        point: point.clone(),
+                        phase: *phase,
+                        slot: p.slot.clone(),
+                    })
+                })
         };
-        let chain: Vec<ChainEntry> = entries(Phase::Mutating).chain(entries(Phase::Validating)).collect();
+        let chain: Vec<ChainEntry> = entries(Phase::Mutating)
+            .chain(entries(Phase::Validating))
+            .collect();
         self.chain.store(Arc::new(chain));
     }
 
@@ -371,7 +437,13 @@ impl PluginManager {
             source: &str,
         ) -> Result<PluginInfo, SwapError> {
             let settings = slot.current().settings().clone();
-            let loaded = P::load_plugin(&manager.runtime, settings, source.to_string(), bytes, manager.cluster.clone());
+            let loaded = P::load_plugin(
+                &manager.runtime,
+                settings,
+                source.to_string(),
+                bytes,
+                manager.cluster.clone(),
+            );
             match loaded {
                 Ok(plugin) => {
                     let info = plugin.info().clone();
@@ -385,9 +457,15 @@ impl PluginManager {
                 }
             }
         }
-        let unknown = || SwapError::UnknownPoint { point: point.to_string(), known: Self::point_names(&points).join(", ") };
+        let unknown = || SwapError::UnknownPoint {
+            point: point.to_string(),
+            known: Self::point_names(&points).join(", "),
+        };
         if let Some(name) = point.strip_prefix("admission/") {
-            let p = points.admission.get(&format!("admission/{name}")).ok_or_else(unknown)?;
+            let p = points
+                .admission
+                .get(&format!("admission/{name}"))
+                .ok_or_else(unknown)?;
             swap_in(self, point, &p.slot, bytes, source)
         } else if point.starts_with("build-strategy/") {
             let p = points.build_strategies.get(point).ok_or_else(unknown)?;
@@ -404,9 +482,18 @@ impl PluginManager {
     }
 
     fn point_names(points: &Points) -> Vec<String> {
-        let mut names: Vec<String> = points.admission_order.iter().map(|(p, _)| p.clone()).collect();
+        let mut names: Vec<String> = points
+            .admission_order
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect();
         names.extend(points.scheduler.iter().map(|_| "scheduler".to_string()));
-        names.extend(points.network_driver.iter().map(|_| "network-driver".to_string()));
+        names.extend(
+            points
+                .network_driver
+                .iter()
+                .map(|_| "network-driver".to_string()),
+        );
         names.extend(points.build_order.iter().cloned());
         names
     }
@@ -419,18 +506,31 @@ impl PluginManager {
 
     /// The scheduler slot, if one is configured.
     pub fn scheduler(&self) -> Option<Arc<PluginSlot<SchedulerPlugin>>> {
-        self.points.lock().expect("points lock").scheduler.as_ref().map(|p| p.slot.clone())
+        self.points
+            .lock()
+            .expect("points lock")
+            .scheduler
+            .as_ref()
+            .map(|p| p.slot.clone())
     }
 
     /// The network driver slot, if one is configured.
     pub fn network_driver(&self) -> Option<Arc<PluginSlot<NetworkDriverPlugin>>> {
-        self.points.lock().expect("points lock").network_driver.as_ref().map(|p| p.slot.clone())
+        self.points
+            .lock()
+            .expect("points lock")
+            .network_driver
+            .as_ref()
+            .map(|p| p.slot.clone())
     }
 
     /// A build strategy slot by name.
     pub fn build_strategy(&self, name: &str) -> Option<Arc<PluginSlot<BuildStrategyPlugin>>> {
         let points = self.points.lock().expect("points lock");
-        points.build_strategies.get(&format!("build-strategy/{name}")).map(|p| p.slot.clone())
+        points
+            .build_strategies
+            .get(&format!("build-strategy/{name}"))
+            .map(|p| p.slot.clone())
     }
 
     /// Every point with its active plugin and last error, in configuration order.
@@ -464,7 +564,11 @@ impl PluginManager {
             last_error: errors.get(point).cloned(),
         };
         for (point, phase) in &points.admission_order {
-            rows.push(row(point, Some(*phase), points.admission.get(point).map(|p| active(&p.slot))));
+            rows.push(row(
+                point,
+                Some(*phase),
+                points.admission.get(point).map(|p| active(&p.slot)),
+            ));
             seen.push(point.clone());
         }
         if let Some(p) = &points.scheduler {
@@ -476,7 +580,11 @@ impl PluginManager {
             seen.push("network-driver".into());
         }
         for point in &points.build_order {
-            rows.push(row(point, None, points.build_strategies.get(point).map(|p| active(&p.slot))));
+            rows.push(row(
+                point,
+                None,
+                points.build_strategies.get(point).map(|p| active(&p.slot)),
+            ));
             seen.push(point.clone());
         }
         for point in errors.keys().filter(|p| !seen.contains(p)) {

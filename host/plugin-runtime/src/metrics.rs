@@ -6,8 +6,10 @@ use std::time::Duration;
 use crate::error::CallError;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-pub const LATENCY_BUCKETS: [f64; 12] =
-    [0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.025, 0.1, 1.0];
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.025, 0.1,
+    1.0,
+];
 
 /// Counters of one plugin; shared by every instance of it.
 #[derive(Debug, Default)]
@@ -47,7 +49,8 @@ pub struct MetricsSnapshot {
 impl Metrics {
     fn observe(&self, elapsed: Duration) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.latency_nanos.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.latency_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64();
         if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
@@ -112,7 +115,10 @@ mod tests {
         let m = Metrics::default();
         m.record_ok(Duration::from_micros(3));
         m.record_ok(Duration::from_micros(30));
-        m.record_error(&CallError::Timeout(Duration::from_millis(10)), Duration::from_millis(11));
+        m.record_error(
+            &CallError::Timeout(Duration::from_millis(10)),
+            Duration::from_millis(11),
+        );
         m.reclassify_as_error(&CallError::Malformed("x".into()));
         let s = m.snapshot();
         assert_eq!(s.calls, 3);

@@ -66,17 +66,24 @@ impl Runtime {
             .concurrency_support(false)
             .epoch_interruption(true);
         if let Some(dir) = &config.cache_dir {
-            std::fs::create_dir_all(dir).map_err(|e| LoadError::Engine(format!("cache directory {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                LoadError::Engine(format!("cache directory {}: {e}", dir.display()))
+            })?;
             let mut cache_config = CacheConfig::new();
             cache_config.with_directory(dir);
-            let cache = Cache::new(cache_config).map_err(|e| LoadError::Engine(format!("component cache: {e:#}")))?;
+            let cache = Cache::new(cache_config)
+                .map_err(|e| LoadError::Engine(format!("component cache: {e:#}")))?;
             wasm_config.cache(Some(cache));
         }
         let engine = Engine::new(&wasm_config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        cluster::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |state| state)
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        cluster::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -92,7 +99,14 @@ impl Runtime {
                 })
                 .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?
         };
-        Ok(Runtime { inner: Arc::new(Inner { engine, linker, ticker_stop, ticker: Some(ticker) }) })
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                ticker_stop,
+                ticker: Some(ticker),
+            }),
+        })
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -109,14 +123,23 @@ impl Runtime {
         use sha2::Digest;
         let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
         if !wasmparser_is_component(bytes) {
-            return Err(LoadError::NotAComponent { plugin: name.to_string() });
+            return Err(LoadError::NotAComponent {
+                plugin: name.to_string(),
+            });
         }
         let started = Instant::now();
-        let component = Component::new(&self.inner.engine, bytes)
-            .map_err(|e| LoadError::Compile { plugin: name.to_string(), message: format!("{e:#}") })?;
+        let component =
+            Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
+                plugin: name.to_string(),
+                message: format!("{e:#}"),
+            })?;
         let compile_time = started.elapsed();
         check_sdk_version(name, &self.inner.engine, &component)?;
-        Ok(Compiled { component, digest, compile_time })
+        Ok(Compiled {
+            component,
+            digest,
+            compile_time,
+        })
     }
 }
 
@@ -130,10 +153,17 @@ fn wasmparser_is_component(bytes: &[u8]) -> bool {
 fn check_sdk_version(name: &str, engine: &Engine, component: &Component) -> Result<(), LoadError> {
     let host = semver::Version::parse(SDK_VERSION).expect("SDK_VERSION is semver");
     let ty = component.component_type();
-    let names = ty.imports(engine).map(|(n, _)| n).chain(ty.exports(engine).map(|(n, _)| n));
+    let names = ty
+        .imports(engine)
+        .map(|(n, _)| n)
+        .chain(ty.exports(engine).map(|(n, _)| n));
     for item in names {
-        let Some(rest) = item.strip_prefix("hortator:plugin/") else { continue };
-        let Some((_, version)) = rest.split_once('@') else { continue };
+        let Some(rest) = item.strip_prefix("hortator:plugin/") else {
+            continue;
+        };
+        let Some((_, version)) = rest.split_once('@') else {
+            continue;
+        };
         let compatible = semver::Version::parse(version).is_ok_and(|v| sdk_compatible(&host, &v));
         if !compatible {
             return Err(LoadError::SdkVersion {

@@ -14,11 +14,12 @@ use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::settings::PluginSettings;
 
-pub use crate::bindings::scheduler::hortator::plugin::scheduler_types::{
-    AssignedPod, ClusterEvent, HostPort, Node, NodeReason, NodeSelectorRequirement, NodeSelectorTerm, Owner, Pod,
-    Protocol, Resources, ScheduleResult, SelectorOperator, Taint, TaintEffect, Toleration, TolerationOperator,
-};
 pub use crate::bindings::admission::hortator::plugin::types::KeyValue;
+pub use crate::bindings::scheduler::hortator::plugin::scheduler_types::{
+    AssignedPod, ClusterEvent, HostPort, Node, NodeReason, NodeSelectorRequirement,
+    NodeSelectorTerm, Owner, Pod, Protocol, Resources, ScheduleResult, SelectorOperator, Taint,
+    TaintEffect, Toleration, TolerationOperator,
+};
 
 impl WorldBinding for Scheduler {
     const WORLD: &'static str = "scheduler";
@@ -33,7 +34,11 @@ impl WorldBinding for Scheduler {
     fn metadata(&self, store: &mut Store<HostState>) -> wasmtime::Result<crate::PluginMetadata> {
         self.call_metadata(store)
     }
-    fn init(&self, store: &mut Store<HostState>, config: &str) -> wasmtime::Result<Result<(), String>> {
+    fn init(
+        &self,
+        store: &mut Store<HostState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
         self.call_init(store, config)
     }
 }
@@ -48,21 +53,34 @@ pub struct SchedulerPlugin {
 
 impl SchedulerPlugin {
     /// Load, check and initialise a component.
-    pub fn load(runtime: &Runtime, settings: PluginSettings, source: String, bytes: &[u8]) -> Result<Self, LoadError> {
-        Ok(SchedulerPlugin { core: Core::load(runtime, settings, source, bytes, None)?, state_lost: Mutex::new(false) })
+    pub fn load(
+        runtime: &Runtime,
+        settings: PluginSettings,
+        source: String,
+        bytes: &[u8],
+    ) -> Result<Self, LoadError> {
+        Ok(SchedulerPlugin {
+            core: Core::load(runtime, settings, source, bytes, None)?,
+            state_lost: Mutex::new(false),
+        })
     }
 
     /// Stream cluster changes into the plugin.
     pub fn update(&self, events: &[ClusterEvent]) -> Result<(), CallError> {
         let mut lost = self.state_lost.lock().expect("scheduler lock");
-        self.core.call(|world, store| world.call_update(store, events)).inspect_err(|_| *lost = true)
+        self.core
+            .call(|world, store| world.call_update(store, events))
+            .inspect_err(|_| *lost = true)
     }
 
     /// Choose a node for a pod. A named node must be one the plugin was told about;
     /// the caller checks that.
     pub fn schedule(&self, pod: &Pod) -> Result<ScheduleResult, CallError> {
         let mut lost = self.state_lost.lock().expect("scheduler lock");
-        let result = self.core.call(|world, store| world.call_schedule(store, pod)).inspect_err(|_| *lost = true)?;
+        let result = self
+            .core
+            .call(|world, store| world.call_schedule(store, pod))
+            .inspect_err(|_| *lost = true)?;
         if let ScheduleResult::Node(name) = &result
             && name.is_empty()
         {

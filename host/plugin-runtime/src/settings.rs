@@ -122,17 +122,26 @@ pub const DEFAULT_MEMORY_MB: u64 = 64;
 impl PluginEntry {
     /// Check the entry; `key` names it in errors (e.g. `plugins.scheduler`).
     pub fn validate(&self, key: &str) -> Result<PluginSettings, SettingsError> {
-        let err = |field: &str, reason: String| SettingsError { key: format!("{key}.{field}"), reason };
+        let err = |field: &str, reason: String| SettingsError {
+            key: format!("{key}.{field}"),
+            reason,
+        };
         let module = if let Some(name) = self.module.strip_prefix("builtin:") {
             if !crate::builtin::NAMES.contains(&name) {
                 return Err(err(
                     "module",
-                    format!("no built-in plugin named {name:?} (built-ins: {})", crate::builtin::NAMES.join(", ")),
+                    format!(
+                        "no built-in plugin named {name:?} (built-ins: {})",
+                        crate::builtin::NAMES.join(", ")
+                    ),
                 ));
             }
             ModuleSource::Builtin(name.to_string())
         } else if self.module.is_empty() {
-            return Err(err("module", "must be \"builtin:<name>\" or a path to a .wasm component".into()));
+            return Err(err(
+                "module",
+                "must be \"builtin:<name>\" or a path to a .wasm component".into(),
+            ));
         } else {
             ModuleSource::File(PathBuf::from(&self.module))
         };
@@ -140,16 +149,31 @@ impl PluginEntry {
             Some(name) => name.clone(),
             None => match &module {
                 ModuleSource::Builtin(name) => name.clone(),
-                ModuleSource::File(path) => path.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_default(),
+                ModuleSource::File(path) => path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().replace('_', "-"))
+                    .unwrap_or_default(),
             },
         };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-            return Err(err("name", format!("{name:?} must be non-empty and use only letters, digits, '-' and '.'")));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(err(
+                "name",
+                format!("{name:?} must be non-empty and use only letters, digits, '-' and '.'"),
+            ));
         }
         let timeout = match self.timeout_ms {
             None => DEFAULT_TIMEOUT,
             Some(0) => return Err(err("timeout-ms", "must be at least 1".into())),
-            Some(ms) if ms > 60_000 => return Err(err("timeout-ms", format!("{ms} is more than 60000 (one minute)"))),
+            Some(ms) if ms > 60_000 => {
+                return Err(err(
+                    "timeout-ms",
+                    format!("{ms} is more than 60000 (one minute)"),
+                ));
+            }
             Some(ms) => Duration::from_millis(ms),
         };
         let memory_mb = self.memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
@@ -188,10 +212,22 @@ pub struct ValidatedPlugins {
 impl ValidatedPlugins {
     /// The names of every configured point (`admission/<name>`, `scheduler`, ...).
     pub fn points(&self) -> Vec<String> {
-        let mut points: Vec<String> = self.admission.iter().map(|(_, s)| format!("admission/{}", s.name)).collect();
+        let mut points: Vec<String> = self
+            .admission
+            .iter()
+            .map(|(_, s)| format!("admission/{}", s.name))
+            .collect();
         points.extend(self.scheduler.iter().map(|_| "scheduler".to_string()));
-        points.extend(self.network_driver.iter().map(|_| "network-driver".to_string()));
-        points.extend(self.build_strategies.iter().map(|s| format!("build-strategy/{}", s.name)));
+        points.extend(
+            self.network_driver
+                .iter()
+                .map(|_| "network-driver".to_string()),
+        );
+        points.extend(
+            self.build_strategies
+                .iter()
+                .map(|s| format!("build-strategy/{}", s.name)),
+        );
         points
     }
 }
@@ -199,22 +235,34 @@ impl ValidatedPlugins {
 impl PluginsConfig {
     /// Check every entry; errors name the TOML key.
     pub fn validate(&self) -> Result<ValidatedPlugins, SettingsError> {
-        let admission_entries = self.admission.clone().unwrap_or_else(default_admission_chain);
+        let admission_entries = self
+            .admission
+            .clone()
+            .unwrap_or_else(default_admission_chain);
         let mut admission = Vec::new();
         for (i, entry) in admission_entries.iter().enumerate() {
             let key = format!("plugins.admission[{i}]");
             let settings = entry.validate(&key)?;
-            if admission.iter().any(|(_, s): &(Phase, PluginSettings)| s.name == settings.name) {
-                return Err(SettingsError { key: format!("{key}.name"), reason: format!("{:?} is used twice", settings.name) });
+            if admission
+                .iter()
+                .any(|(_, s): &(Phase, PluginSettings)| s.name == settings.name)
+            {
+                return Err(SettingsError {
+                    key: format!("{key}.name"),
+                    reason: format!("{:?} is used twice", settings.name),
+                });
             }
             admission.push((entry.phase.unwrap_or(Phase::Validating), settings));
         }
-        let single = |entry: &Option<PluginEntry>, key: &str| -> Result<Option<PluginSettings>, SettingsError> {
+        let single = |entry: &Option<PluginEntry>,
+                      key: &str|
+         -> Result<Option<PluginSettings>, SettingsError> {
             match entry {
                 None => Ok(None),
-                Some(entry) if entry.phase.is_some() => {
-                    Err(SettingsError { key: format!("{key}.phase"), reason: "only admission plugins have a phase".into() })
-                }
+                Some(entry) if entry.phase.is_some() => Err(SettingsError {
+                    key: format!("{key}.phase"),
+                    reason: "only admission plugins have a phase".into(),
+                }),
                 Some(entry) => entry.validate(key).map(Some),
             }
         };
@@ -225,11 +273,20 @@ impl PluginsConfig {
             let key = format!("plugins.build-strategy[{i}]");
             let settings = single(&Some(entry.clone()), &key)?.expect("entry given");
             if build_strategies.iter().any(|s| s.name == settings.name) {
-                return Err(SettingsError { key: format!("{key}.name"), reason: format!("{:?} is used twice", settings.name) });
+                return Err(SettingsError {
+                    key: format!("{key}.name"),
+                    reason: format!("{:?} is used twice", settings.name),
+                });
             }
             build_strategies.push(settings);
         }
-        Ok(ValidatedPlugins { cache_dir: self.cache_dir.clone(), admission, scheduler, network_driver, build_strategies })
+        Ok(ValidatedPlugins {
+            cache_dir: self.cache_dir.clone(),
+            admission,
+            scheduler,
+            network_driver,
+            build_strategies,
+        })
     }
 }
 
@@ -262,25 +319,35 @@ mod tests {
 
     #[test]
     fn defaults_and_names() {
-        let s = entry("module = \"builtin:pod-security\"").validate("plugins.x").unwrap();
+        let s = entry("module = \"builtin:pod-security\"")
+            .validate("plugins.x")
+            .unwrap();
         assert_eq!(s.name, "pod-security");
         assert_eq!(s.timeout, DEFAULT_TIMEOUT);
         assert_eq!(s.memory_limit, 64 << 20);
         assert_eq!(s.failure_policy, FailurePolicy::FailClosed);
         assert_eq!(s.config, "{}");
-        let s = entry("module = \"/tmp/require_labels.wasm\"\nconfig = { labels = [\"app\"] }").validate("k").unwrap();
+        let s = entry("module = \"/tmp/require_labels.wasm\"\nconfig = { labels = [\"app\"] }")
+            .validate("k")
+            .unwrap();
         assert_eq!(s.name, "require-labels");
         assert_eq!(s.config, r#"{"labels":["app"]}"#);
     }
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = entry("module = \"builtin:nope\"").validate("plugins.admission[0]").unwrap_err();
+        let e = entry("module = \"builtin:nope\"")
+            .validate("plugins.admission[0]")
+            .unwrap_err();
         assert_eq!(e.key, "plugins.admission[0].module");
         assert!(e.reason.contains("nope"), "{e}");
-        let e = entry("module = \"x.wasm\"\ntimeout-ms = 0").validate("p").unwrap_err();
+        let e = entry("module = \"x.wasm\"\ntimeout-ms = 0")
+            .validate("p")
+            .unwrap_err();
         assert_eq!(e.to_string(), "p.timeout-ms: must be at least 1");
-        let e = entry("module = \"x.wasm\"\nmemory-mb = 0").validate("p").unwrap_err();
+        let e = entry("module = \"x.wasm\"\nmemory-mb = 0")
+            .validate("p")
+            .unwrap_err();
         assert_eq!(e.key, "p.memory-mb");
         assert!(toml::from_str::<PluginEntry>("module = \"x\"\ntimeout = 3").is_err());
         let e = toml::from_str::<PluginEntry>("module = \"x\"\nphase = \"sideways\"").unwrap_err();
@@ -290,7 +357,11 @@ mod tests {
     #[test]
     fn plugins_table() {
         let defaults = PluginsConfig::default().validate().unwrap();
-        let names: Vec<_> = defaults.admission.iter().map(|(p, s)| (*p, s.name.as_str(), s.cluster_read)).collect();
+        let names: Vec<_> = defaults
+            .admission
+            .iter()
+            .map(|(p, s)| (*p, s.name.as_str(), s.cluster_read))
+            .collect();
         assert_eq!(
             names,
             [
@@ -303,10 +374,25 @@ mod tests {
             "[[admission]]\nmodule = \"a.wasm\"\n[[admission]]\nmodule = \"b/a.wasm\"\n",
         )
         .unwrap();
-        assert_eq!(config.validate().unwrap_err().key, "plugins.admission[1].name");
-        let config: PluginsConfig = toml::from_str("[scheduler]\nmodule = \"s.wasm\"\nphase = \"mutating\"\n").unwrap();
-        assert_eq!(config.validate().unwrap_err().key, "plugins.scheduler.phase");
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "plugins.admission[1].name"
+        );
+        let config: PluginsConfig =
+            toml::from_str("[scheduler]\nmodule = \"s.wasm\"\nphase = \"mutating\"\n").unwrap();
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "plugins.scheduler.phase"
+        );
         let config: PluginsConfig = toml::from_str("[scheduler]\nmodule = \"s.wasm\"\n").unwrap();
-        assert_eq!(config.validate().unwrap().points(), ["admission/limit-ranger", "admission/namespace-lifecycle", "admission/pod-security", "scheduler"]);
+        assert_eq!(
+            config.validate().unwrap().points(),
+            [
+                "admission/limit-ranger",
+                "admission/namespace-lifecycle",
+                "admission/pod-security",
+                "scheduler"
+            ]
+        );
     }
 }

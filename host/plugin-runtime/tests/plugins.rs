@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use hortator_plugin_runtime::builds::{BuildPlan, SourceEntry};
 use hortator_plugin_runtime::networking::{NodeInfo, PodRequest, SubnetRequest};
-use hortator_plugin_runtime::scheduling::{ClusterEvent, KeyValue, Node, Pod, Resources, ScheduleResult};
+use hortator_plugin_runtime::scheduling::{
+    ClusterEvent, KeyValue, Node, Pod, Resources, ScheduleResult,
+};
 use hortator_plugin_runtime::{
-    AdmissionPlugin, AdmissionRequest, CallError, ClusterReader, FailurePolicy, GroupVersionResource, LoadError,
-    LookupError, ModuleSource, Operation, Phase, PluginManager, PluginSettings, Resource, Runtime, RuntimeConfig,
-    SwapError, UserInfo, ValidatedPlugins, builtin,
+    AdmissionPlugin, AdmissionRequest, CallError, ClusterReader, FailurePolicy,
+    GroupVersionResource, LoadError, LookupError, ModuleSource, Operation, Phase, PluginManager,
+    PluginSettings, Resource, Runtime, RuntimeConfig, SwapError, UserInfo, ValidatedPlugins,
+    builtin,
 };
 
 fn artifact(name: &str) -> PathBuf {
@@ -41,7 +44,13 @@ fn runtime() -> Runtime {
 }
 
 fn chaos(runtime: &Runtime, config: &str) -> Result<AdmissionPlugin, LoadError> {
-    AdmissionPlugin::load(runtime, settings("chaos", "test_admission_chaos", config), "test".into(), &bytes("test_admission_chaos"), None)
+    AdmissionPlugin::load(
+        runtime,
+        settings("chaos", "test_admission_chaos", config),
+        "test".into(),
+        &bytes("test_admission_chaos"),
+        None,
+    )
 }
 
 fn pod_request() -> AdmissionRequest {
@@ -91,7 +100,9 @@ fn a_trap_is_isolated_and_the_next_call_gets_a_fresh_instance() {
     let plugin = chaos(&rt, r#"{"mode":"trap"}"#).unwrap();
     for _ in 0..2 {
         match plugin.admit(&pod_request()) {
-            Err(CallError::Trap(message)) => assert!(message.contains("chaos: trap requested"), "{message}"),
+            Err(CallError::Trap(message)) => {
+                assert!(message.contains("chaos: trap requested"), "{message}")
+            }
             other => panic!("expected a trap, got {other:?}"),
         }
     }
@@ -104,9 +115,15 @@ fn an_endless_loop_hits_the_deadline() {
     let rt = runtime();
     let plugin = chaos(&rt, r#"{"mode":"loop"}"#).unwrap();
     let started = std::time::Instant::now();
-    assert_eq!(plugin.admit(&pod_request()), Err(CallError::Timeout(Duration::from_millis(100))));
+    assert_eq!(
+        plugin.admit(&pod_request()),
+        Err(CallError::Timeout(Duration::from_millis(100)))
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(plugin.admit(&pod_request()), Err(CallError::Timeout(Duration::from_millis(100))));
+    assert_eq!(
+        plugin.admit(&pod_request()),
+        Err(CallError::Timeout(Duration::from_millis(100)))
+    );
     assert_eq!(plugin.metrics().snapshot().timeouts, 2);
 }
 
@@ -114,8 +131,14 @@ fn an_endless_loop_hits_the_deadline() {
 fn a_memory_bomb_hits_the_cap() {
     let rt = runtime();
     let plugin = chaos(&rt, r#"{"mode":"memory-bomb"}"#).unwrap();
-    assert_eq!(plugin.admit(&pod_request()), Err(CallError::OutOfMemory(16 << 20)));
-    assert_eq!(plugin.admit(&pod_request()), Err(CallError::OutOfMemory(16 << 20)));
+    assert_eq!(
+        plugin.admit(&pod_request()),
+        Err(CallError::OutOfMemory(16 << 20))
+    );
+    assert_eq!(
+        plugin.admit(&pod_request()),
+        Err(CallError::OutOfMemory(16 << 20))
+    );
     assert_eq!(plugin.metrics().snapshot().out_of_memory, 2);
 }
 
@@ -123,7 +146,9 @@ fn a_memory_bomb_hits_the_cap() {
 fn malformed_output_is_an_error() {
     let rt = runtime();
     let plugin = chaos(&rt, r#"{"mode":"malformed"}"#).unwrap();
-    assert!(matches!(plugin.admit(&pod_request()), Err(CallError::Malformed(m)) if m.contains("JSON patch")));
+    assert!(
+        matches!(plugin.admit(&pod_request()), Err(CallError::Malformed(m)) if m.contains("JSON patch"))
+    );
     assert_eq!(plugin.metrics().snapshot().malformed, 1);
 }
 
@@ -137,16 +162,37 @@ fn refused_plugins_say_why() {
         }
         other => panic!("expected an init error, got {:?}", other.err()),
     }
-    let future = AdmissionPlugin::load(&rt, settings("future", "test_future_sdk", "{}"), "t".into(), &bytes("test_future_sdk"), None);
+    let future = AdmissionPlugin::load(
+        &rt,
+        settings("future", "test_future_sdk", "{}"),
+        "t".into(),
+        &bytes("test_future_sdk"),
+        None,
+    );
     let message = future.err().expect("refused").to_string();
-    assert!(message.contains("0.2.0") && message.contains("0.1.0"), "{message}");
+    assert!(
+        message.contains("0.2.0") && message.contains("0.1.0"),
+        "{message}"
+    );
     let core_module = b"\0asm\x01\0\0\0";
-    assert!(matches!(chaos_bytes(&rt, core_module), Err(LoadError::NotAComponent { .. })));
-    assert!(matches!(chaos_bytes(&rt, b"garbage"), Err(LoadError::NotAComponent { .. })));
+    assert!(matches!(
+        chaos_bytes(&rt, core_module),
+        Err(LoadError::NotAComponent { .. })
+    ));
+    assert!(matches!(
+        chaos_bytes(&rt, b"garbage"),
+        Err(LoadError::NotAComponent { .. })
+    ));
     let mut truncated = bytes("test_admission_chaos");
     truncated.truncate(truncated.len() / 2);
-    assert!(matches!(chaos_bytes(&rt, &truncated), Err(LoadError::Compile { .. })));
-    let wrong_world = chaos_bytes(&rt, &bytes("test_scheduler")).err().expect("refused").to_string();
+    assert!(matches!(
+        chaos_bytes(&rt, &truncated),
+        Err(LoadError::Compile { .. })
+    ));
+    let wrong_world = chaos_bytes(&rt, &bytes("test_scheduler"))
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(wrong_world.contains("admission world"), "{wrong_world}");
 }
 
@@ -157,7 +203,12 @@ fn chaos_bytes(rt: &Runtime, bytes: &[u8]) -> Result<AdmissionPlugin, LoadError>
 struct OneNamespace;
 
 impl ClusterReader for OneNamespace {
-    fn get(&self, resource: &Resource, _namespace: &str, name: &str) -> Result<Option<String>, LookupError> {
+    fn get(
+        &self,
+        resource: &Resource,
+        _namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, LookupError> {
         assert_eq!(resource.resource, "namespaces");
         Ok((name == "default").then(|| r#"{"metadata":{"name":"default"}}"#.to_string()))
     }
@@ -172,13 +223,33 @@ fn cluster_lookups_need_the_grant() {
     let reader: Arc<dyn ClusterReader> = Arc::new(OneNamespace);
     let mut granted = settings("lookup", "test_admission_chaos", r#"{"mode":"lookup"}"#);
     granted.cluster_read = true;
-    let plugin = AdmissionPlugin::load(&rt, granted.clone(), "t".into(), &bytes("test_admission_chaos"), Some(reader.clone())).unwrap();
-    assert_eq!(plugin.admit(&pod_request()).unwrap().warnings, ["namespace found"]);
+    let plugin = AdmissionPlugin::load(
+        &rt,
+        granted.clone(),
+        "t".into(),
+        &bytes("test_admission_chaos"),
+        Some(reader.clone()),
+    )
+    .unwrap();
+    assert_eq!(
+        plugin.admit(&pod_request()).unwrap().warnings,
+        ["namespace found"]
+    );
     let mut elsewhere = pod_request();
     elsewhere.namespace = "nowhere".into();
-    assert_eq!(plugin.admit(&elsewhere).unwrap().warnings, ["namespace missing"]);
+    assert_eq!(
+        plugin.admit(&elsewhere).unwrap().warnings,
+        ["namespace missing"]
+    );
     granted.cluster_read = false;
-    let plugin = AdmissionPlugin::load(&rt, granted, "t".into(), &bytes("test_admission_chaos"), Some(reader)).unwrap();
+    let plugin = AdmissionPlugin::load(
+        &rt,
+        granted,
+        "t".into(),
+        &bytes("test_admission_chaos"),
+        Some(reader),
+    )
+    .unwrap();
     let verdict = plugin.admit(&pod_request()).unwrap();
     assert!(!verdict.allowed, "{verdict:?}");
 }
@@ -186,13 +257,29 @@ fn cluster_lookups_need_the_grant() {
 #[test]
 fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = Runtime::new(RuntimeConfig { cache_dir: Some(dir.path().to_path_buf()) }).unwrap();
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+    })
+    .unwrap();
     chaos(&rt, "{}").unwrap();
     let files = walk(dir.path());
-    assert!(!files.is_empty(), "nothing cached in {}", dir.path().display());
+    assert!(
+        !files.is_empty(),
+        "nothing cached in {}",
+        dir.path().display()
+    );
     // A second engine over the same directory loads from the cache.
-    let rt = Runtime::new(RuntimeConfig { cache_dir: Some(dir.path().to_path_buf()) }).unwrap();
-    assert!(chaos(&rt, "{}").unwrap().admit(&pod_request()).unwrap().allowed);
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+    })
+    .unwrap();
+    assert!(
+        chaos(&rt, "{}")
+            .unwrap()
+            .admit(&pod_request())
+            .unwrap()
+            .allowed
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
@@ -223,7 +310,14 @@ fn chain_config(module: &str, config: &str, policy: FailurePolicy) -> ValidatedP
 #[test]
 fn a_swap_under_traffic_fails_no_call() {
     let manager = Arc::new(PluginManager::new(runtime(), None));
-    let failures = manager.apply(&chain_config("test_admission_chaos", r#"{"mode":"allow"}"#, FailurePolicy::FailClosed), "/".as_ref());
+    let failures = manager.apply(
+        &chain_config(
+            "test_admission_chaos",
+            r#"{"mode":"allow"}"#,
+            FailurePolicy::FailClosed,
+        ),
+        "/".as_ref(),
+    );
     assert!(failures.is_empty(), "{failures:?}");
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicUsize::new(0));
@@ -233,7 +327,11 @@ fn a_swap_under_traffic_fails_no_call() {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     for entry in manager.admission_chain().iter() {
-                        let verdict = entry.slot.current().admit(&pod_request()).expect("no call fails during swaps");
+                        let verdict = entry
+                            .slot
+                            .current()
+                            .admit(&pod_request())
+                            .expect("no call fails during swaps");
                         assert!(verdict.allowed);
                     }
                     calls.fetch_add(1, Ordering::Relaxed);
@@ -245,7 +343,9 @@ fn a_swap_under_traffic_fails_no_call() {
     let b = with_custom_section(a.clone(), "second build");
     let mut digests = std::collections::BTreeSet::new();
     for i in 0..20 {
-        let info = manager.swap("admission/gate", if i % 2 == 0 { &b } else { &a }, "test").unwrap();
+        let info = manager
+            .swap("admission/gate", if i % 2 == 0 { &b } else { &a }, "test")
+            .unwrap();
         digests.insert(info.digest);
     }
     stop.store(true, Ordering::Relaxed);
@@ -275,39 +375,91 @@ fn a_broken_new_module_leaves_the_old_one_active() {
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = events.clone();
     manager.set_event_sink(move |e| seen.lock().unwrap().push(e.clone()));
-    assert!(manager.apply(&chain_config("test_admission_chaos", "{}", FailurePolicy::FailClosed), "/".as_ref()).is_empty());
+    assert!(
+        manager
+            .apply(
+                &chain_config("test_admission_chaos", "{}", FailurePolicy::FailClosed),
+                "/".as_ref()
+            )
+            .is_empty()
+    );
     let before = manager.list()[0].active.clone().unwrap().digest;
-    for broken in [b"garbage".to_vec(), bytes("test_future_sdk"), bytes("test_scheduler")] {
-        assert!(matches!(manager.swap("admission/gate", &broken, "broken"), Err(SwapError::Load(_))));
+    for broken in [
+        b"garbage".to_vec(),
+        bytes("test_future_sdk"),
+        bytes("test_scheduler"),
+    ] {
+        assert!(matches!(
+            manager.swap("admission/gate", &broken, "broken"),
+            Err(SwapError::Load(_))
+        ));
         let row = &manager.list()[0];
         assert_eq!(row.active.as_ref().unwrap().digest, before);
         assert!(row.last_error.is_some());
-        assert!(manager.admission_chain()[0].slot.current().admit(&pod_request()).unwrap().allowed);
+        assert!(
+            manager.admission_chain()[0]
+                .slot
+                .current()
+                .admit(&pod_request())
+                .unwrap()
+                .allowed
+        );
     }
-    assert!(matches!(manager.swap("admission/nope", b"", "x"), Err(SwapError::UnknownPoint { .. })));
+    assert!(matches!(
+        manager.swap("admission/nope", b"", "x"),
+        Err(SwapError::UnknownPoint { .. })
+    ));
     let failed = events.lock().unwrap().iter().filter(|e| !e.loaded).count();
     assert_eq!(failed, 3);
     // A good swap clears the error.
-    manager.swap("admission/gate", &with_custom_section(bytes("test_admission_chaos"), "v2"), "good").unwrap();
+    manager
+        .swap(
+            "admission/gate",
+            &with_custom_section(bytes("test_admission_chaos"), "v2"),
+            "good",
+        )
+        .unwrap();
     assert!(manager.list()[0].last_error.is_none());
 }
 
 #[test]
 fn a_reload_only_touches_changed_points_and_keeps_old_plugins_on_failure() {
     let manager = PluginManager::new(runtime(), None);
-    let config = chain_config("test_admission_chaos", r#"{"mode":"allow"}"#, FailurePolicy::FailClosed);
+    let config = chain_config(
+        "test_admission_chaos",
+        r#"{"mode":"allow"}"#,
+        FailurePolicy::FailClosed,
+    );
     assert!(manager.apply(&config, "/".as_ref()).is_empty());
     let slot = manager.admission_chain()[0].slot.clone();
     let first = slot.current();
     assert!(manager.apply(&config, "/".as_ref()).is_empty());
-    assert!(Arc::ptr_eq(&first, &slot.current()), "an unchanged point is not reloaded");
-    let refused = chain_config("test_admission_chaos", r#"{"mode":"init-error"}"#, FailurePolicy::FailClosed);
+    assert!(
+        Arc::ptr_eq(&first, &slot.current()),
+        "an unchanged point is not reloaded"
+    );
+    let refused = chain_config(
+        "test_admission_chaos",
+        r#"{"mode":"init-error"}"#,
+        FailurePolicy::FailClosed,
+    );
     let failures = manager.apply(&refused, "/".as_ref());
     assert_eq!(failures.len(), 1);
     assert!(Arc::ptr_eq(&first, &slot.current()), "the old plugin stays");
-    let deny = chain_config("test_admission_chaos", r#"{"mode":"deny"}"#, FailurePolicy::FailClosed);
+    let deny = chain_config(
+        "test_admission_chaos",
+        r#"{"mode":"deny"}"#,
+        FailurePolicy::FailClosed,
+    );
     assert!(manager.apply(&deny, "/".as_ref()).is_empty());
-    assert!(!manager.admission_chain()[0].slot.current().admit(&pod_request()).unwrap().allowed);
+    assert!(
+        !manager.admission_chain()[0]
+            .slot
+            .current()
+            .admit(&pod_request())
+            .unwrap()
+            .allowed
+    );
 }
 
 #[test]
@@ -322,8 +474,16 @@ fn scheduler_world() {
     .unwrap();
     let node = |name: &str, cpu: u64| Node {
         name: name.into(),
-        labels: vec![KeyValue { key: "kubernetes.io/hostname".into(), value: name.into() }],
-        allocatable: Resources { milli_cpu: cpu, memory: 8 << 30, ephemeral_storage: 0, pods: 110 },
+        labels: vec![KeyValue {
+            key: "kubernetes.io/hostname".into(),
+            value: name.into(),
+        }],
+        allocatable: Resources {
+            milli_cpu: cpu,
+            memory: 8 << 30,
+            ephemeral_storage: 0,
+            pods: 110,
+        },
         taints: vec![],
         unschedulable: false,
         ready: true,
@@ -333,7 +493,12 @@ fn scheduler_world() {
         namespace: "default".into(),
         name: name.into(),
         labels: vec![],
-        requests: Resources { milli_cpu: cpu, memory: 0, ephemeral_storage: 0, pods: 1 },
+        requests: Resources {
+            milli_cpu: cpu,
+            memory: 0,
+            ephemeral_storage: 0,
+            pods: 1,
+        },
         host_ports: vec![],
         node_selector: vec![],
         required_node_affinity: vec![],
@@ -341,12 +506,22 @@ fn scheduler_world() {
         owner: None,
         priority: 0,
     };
-    plugin.update(&[ClusterEvent::NodeAdded(node("small", 1000)), ClusterEvent::NodeAdded(node("big", 4000))]).unwrap();
-    assert!(matches!(plugin.schedule(&pod("p1", 2000)).unwrap(), ScheduleResult::Node(n) if n == "big"));
+    plugin
+        .update(&[
+            ClusterEvent::NodeAdded(node("small", 1000)),
+            ClusterEvent::NodeAdded(node("big", 4000)),
+        ])
+        .unwrap();
+    assert!(
+        matches!(plugin.schedule(&pod("p1", 2000)).unwrap(), ScheduleResult::Node(n) if n == "big")
+    );
     match plugin.schedule(&pod("p2", 8000)).unwrap() {
         ScheduleResult::Unschedulable(reasons) => {
             assert_eq!(reasons.len(), 2);
-            assert!(reasons.iter().all(|r| r.reason.contains("cpu")), "{reasons:?}");
+            assert!(
+                reasons.iter().all(|r| r.reason.contains("cpu")),
+                "{reasons:?}"
+            );
         }
         other => panic!("expected unschedulable, got {other:?}"),
     }
@@ -364,8 +539,15 @@ fn build_strategy_world() {
     )
     .unwrap();
     let build = r#"{"spec":{"output":{"to":{"name":"127.0.0.1:5000/app:latest"}},"strategy":{"sourceStrategy":{"from":{"name":"builder:1"}}}}}"#;
-    let entry = |path: &str| SourceEntry { path: path.into(), is_dir: false, size: 10, executable: false };
-    let plan = plugin.plan(build, &[entry("Dockerfile"), entry("app.py")]).unwrap();
+    let entry = |path: &str| SourceEntry {
+        path: path.into(),
+        is_dir: false,
+        size: 10,
+        executable: false,
+    };
+    let plan = plugin
+        .plan(build, &[entry("Dockerfile"), entry("app.py")])
+        .unwrap();
     assert!(matches!(plan.plan, BuildPlan::Dockerfile(_)));
     assert_eq!(plan.output_image, "127.0.0.1:5000/app:latest");
     let plan = plugin.plan(build, &[entry("app.py")]).unwrap();
@@ -382,9 +564,17 @@ fn network_driver_world() {
         &bytes("test_network_driver"),
     )
     .unwrap();
-    let node = NodeInfo { name: "n1".into(), addresses: vec!["192.168.50.2".into()], labels: vec![] };
+    let node = NodeInfo {
+        name: "n1".into(),
+        addresses: vec!["192.168.50.2".into()],
+        labels: vec![],
+    };
     let subnet = plugin
-        .node_subnet(&SubnetRequest { node: node.clone(), cluster_cidr: "10.244.0.0/16".into(), allocated: vec!["10.244.0.0/24".into()] })
+        .node_subnet(&SubnetRequest {
+            node: node.clone(),
+            cluster_cidr: "10.244.0.0/16".into(),
+            allocated: vec!["10.244.0.0/24".into()],
+        })
         .unwrap();
     assert_eq!(subnet.to_string(), "10.244.1.0/24");
     let request = PodRequest {
@@ -400,5 +590,13 @@ fn network_driver_world() {
     let plan = plugin.setup_pod(&request).unwrap();
     assert_eq!(plan.address, "10.244.1.3/24");
     assert_eq!(plan.gateway, "10.244.1.1");
-    assert!(!plugin.teardown_pod(&PodRequest { address: plan.address.clone(), ..request }).unwrap().is_empty());
+    assert!(
+        !plugin
+            .teardown_pod(&PodRequest {
+                address: plan.address.clone(),
+                ..request
+            })
+            .unwrap()
+            .is_empty()
+    );
 }

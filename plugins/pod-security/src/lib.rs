@@ -13,6 +13,11 @@
 //!
 //! Namespaces labelled `pod-security.kubernetes.io/enforce=privileged`, and
 //! those listed in the configuration's `exempt-namespaces`, are not checked.
+//!
+//! Host ports are allowed unless the configuration sets
+//! `"forbid-host-ports": true`: Kubernetes' baseline allows a list of known
+//! ports, and Hortator's reference workloads (the seed talk's pods) publish
+//! theirs on the host.
 //! Updates are checked only when they change something the checks look at
 //! (container images, the number of containers), as in Kubernetes.
 //!
@@ -49,6 +54,7 @@ const BASELINE_CAPABILITIES: [&str; 13] = [
 
 struct PodSecurity {
     exempt_namespaces: BTreeSet<String>,
+    forbid_host_ports: bool,
 }
 
 impl Admission for PodSecurity {
@@ -65,7 +71,16 @@ impl Admission for PodSecurity {
                 })
                 .ok_or("exempt-namespaces must be a list of namespace names")?,
         };
-        Ok(PodSecurity { exempt_namespaces })
+        let forbid_host_ports = match config.get("forbid-host-ports") {
+            None => false,
+            Some(value) => value
+                .as_bool()
+                .ok_or("forbid-host-ports must be true or false")?,
+        };
+        Ok(PodSecurity {
+            exempt_namespaces,
+            forbid_host_ports,
+        })
     }
 
     fn admit(&self, request: &Request) -> Response {
@@ -129,7 +144,7 @@ impl PodSecurity {
         let violations = pod
             .spec
             .as_ref()
-            .map(baseline_violations)
+            .map(|spec| baseline_violations(spec, self.forbid_host_ports))
             .unwrap_or_default();
         if violations.is_empty() {
             return Response::allow();
@@ -204,7 +219,7 @@ fn containers(spec: &PodSpec) -> Vec<ContainerView<'_>> {
 
 /// The baseline violations as (reason, detail), in the order of Kubernetes'
 /// check identifiers.
-fn baseline_violations(spec: &PodSpec) -> Vec<(&'static str, String)> {
+fn baseline_violations(spec: &PodSpec, forbid_host_ports: bool) -> Vec<(&'static str, String)> {
     let containers = containers(spec);
     let mut violations = Vec::new();
 
@@ -283,7 +298,7 @@ fn baseline_violations(spec: &PodSpec) -> Vec<(&'static str, String)> {
         .filter(|c| !c.host_ports.is_empty())
         .map(|c| c.name)
         .collect();
-    if !bad.is_empty() {
+    if forbid_host_ports && !bad.is_empty() {
         violations.push((
             "hostPort",
             format!(
@@ -375,8 +390,8 @@ mod tests {
     }
 
     fn reason(spec: Value) -> String {
-        let response =
-            plugin(json!({})).decide(&request(Operation::Create, pod(spec), None), unlabelled);
+        let response = plugin(json!({"forbid-host-ports": true}))
+            .decide(&request(Operation::Create, pod(spec), None), unlabelled);
         assert!(!response.allowed);
         assert_eq!(response.code, 403);
         response.reason
@@ -439,6 +454,15 @@ mod tests {
             ),
             r#"violates PodSecurity "baseline:latest": hostPort (container "web" uses hostPort 80)"#
         );
+    }
+
+    #[test]
+    fn host_ports_are_allowed_by_default() {
+        let spec = json!({"containers": [{"name": "web", "ports": [{"containerPort": 80, "hostPort": 80}]}]});
+        let response =
+            plugin(json!({})).decide(&request(Operation::Create, pod(spec), None), unlabelled);
+        assert!(response.allowed, "{}", response.reason);
+        assert!(PodSecurity::init(json!({"forbid-host-ports": "yes"})).is_err());
     }
 
     #[test]
