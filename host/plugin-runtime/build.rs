@@ -46,8 +46,8 @@ fn main() {
     if !output.status.success() {
         eprintln!("{}", String::from_utf8_lossy(&output.stderr));
         panic!(
-            "building the plugins (cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml) failed; \
-             is the wasm32-wasip2 target installed (rustup target add wasm32-wasip2)?"
+            "building the plugins (cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml) failed: \
+             see the compiler output above (the wasm32-wasip2 target comes from `rustup target add wasm32-wasip2`)"
         );
     }
     let artifacts = target_dir.join("wasm32-wasip2/release");

@@ -2,14 +2,10 @@
 
 use std::sync::Arc;
 
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
-
 use crate::bindings::admission::{Admission, AdmissionPre};
-use crate::core::{Core, PluginInfo, WorldBinding};
+use crate::core::{Core, plugin_accessors, world_binding};
 use crate::error::{CallError, LoadError};
-use crate::host::{ClusterReader, HostState};
-use crate::metrics::Metrics;
+use crate::host::ClusterReader;
 use crate::runtime::Runtime;
 use crate::settings::PluginSettings;
 
@@ -18,27 +14,7 @@ pub use crate::bindings::admission::hortator::plugin::admission_types::{
 };
 pub use crate::bindings::admission::hortator::plugin::types::GroupVersionResource;
 
-impl WorldBinding for Admission {
-    const WORLD: &'static str = "admission";
-    type Pre = AdmissionPre<HostState>;
-
-    fn pre(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        AdmissionPre::new(instance_pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn metadata(&self, store: &mut Store<HostState>) -> wasmtime::Result<crate::PluginMetadata> {
-        self.call_metadata(store)
-    }
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.call_init(store, config)
-    }
-}
+world_binding!(Admission, AdmissionPre, "admission");
 
 /// A plugin's checked verdict on one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,20 +60,7 @@ impl AdmissionPlugin {
         check_response(response).inspect_err(|e| self.core.record_malformed(e))
     }
 
-    /// Name, version, digest, timings.
-    pub fn info(&self) -> &PluginInfo {
-        self.core.info()
-    }
-
-    /// The settings it was loaded with.
-    pub fn settings(&self) -> &PluginSettings {
-        self.core.settings()
-    }
-
-    /// Its call metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        self.core.metrics()
-    }
+    plugin_accessors!();
 
     /// Instantiate and initialise a throw-away instance, returning the time taken.
     pub fn measure_instantiate(&self) -> Result<std::time::Duration, String> {

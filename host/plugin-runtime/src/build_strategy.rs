@@ -1,16 +1,9 @@
 //! The build-strategy world: a Build and its source listing in, a checked
 //! build plan out.
 
-use std::sync::Arc;
-
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
-
 use crate::bindings::build_strategy::{BuildStrategy, BuildStrategyPre};
-use crate::core::{Core, PluginInfo, WorldBinding};
+use crate::core::{Core, plugin_accessors, world_binding};
 use crate::error::{CallError, LoadError};
-use crate::host::HostState;
-use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::settings::PluginSettings;
 
@@ -18,27 +11,7 @@ pub use crate::bindings::build_strategy::hortator::plugin::build_types::{
     BuildOutput, BuildPlan, DockerfileBuild, SourceBuild, SourceEntry,
 };
 
-impl WorldBinding for BuildStrategy {
-    const WORLD: &'static str = "build-strategy";
-    type Pre = BuildStrategyPre<HostState>;
-
-    fn pre(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        BuildStrategyPre::new(instance_pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn metadata(&self, store: &mut Store<HostState>) -> wasmtime::Result<crate::PluginMetadata> {
-        self.call_metadata(store)
-    }
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.call_init(store, config)
-    }
-}
+world_binding!(BuildStrategy, BuildStrategyPre, "build-strategy");
 
 /// Why a build could not be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,20 +56,7 @@ impl BuildStrategyPlugin {
         Ok(output)
     }
 
-    /// Name, version, digest, timings.
-    pub fn info(&self) -> &PluginInfo {
-        self.core.info()
-    }
-
-    /// The settings it was loaded with.
-    pub fn settings(&self) -> &PluginSettings {
-        self.core.settings()
-    }
-
-    /// Its call metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        self.core.metrics()
-    }
+    plugin_accessors!();
 }
 
 /// A relative path that stays inside the source tree.

@@ -32,6 +32,63 @@ pub(crate) trait WorldBinding: Sized + Send + 'static {
     ) -> wasmtime::Result<Result<(), String>>;
 }
 
+/// Implements [`WorldBinding`] for a `bindgen!` world and its `*Pre` type.
+macro_rules! world_binding {
+    ($world:ident, $pre:ident, $name:literal) => {
+        impl $crate::core::WorldBinding for $world {
+            const WORLD: &'static str = $name;
+            type Pre = $pre<$crate::host::HostState>;
+
+            fn pre(
+                instance_pre: wasmtime::component::InstancePre<$crate::host::HostState>,
+            ) -> wasmtime::Result<Self::Pre> {
+                $pre::new(instance_pre)
+            }
+            fn instantiate(
+                pre: &Self::Pre,
+                store: &mut wasmtime::Store<$crate::host::HostState>,
+            ) -> wasmtime::Result<Self> {
+                pre.instantiate(store)
+            }
+            fn metadata(
+                &self,
+                store: &mut wasmtime::Store<$crate::host::HostState>,
+            ) -> wasmtime::Result<$crate::PluginMetadata> {
+                self.call_metadata(store)
+            }
+            fn init(
+                &self,
+                store: &mut wasmtime::Store<$crate::host::HostState>,
+                config: &str,
+            ) -> wasmtime::Result<Result<(), String>> {
+                self.call_init(store, config)
+            }
+        }
+    };
+}
+
+/// The accessors every plugin type (a struct with a `core: Core<_>`) shares.
+macro_rules! plugin_accessors {
+    () => {
+        /// Name, version, digest, timings.
+        pub fn info(&self) -> &$crate::core::PluginInfo {
+            self.core.info()
+        }
+
+        /// The settings it was loaded with.
+        pub fn settings(&self) -> &$crate::settings::PluginSettings {
+            self.core.settings()
+        }
+
+        /// Its call metrics.
+        pub fn metrics(&self) -> &std::sync::Arc<$crate::metrics::Metrics> {
+            self.core.metrics()
+        }
+    };
+}
+
+pub(crate) use {plugin_accessors, world_binding};
+
 /// An initialised instance, ready for calls.
 struct Live<W> {
     store: Store<HostState>,

@@ -2,17 +2,12 @@
 //! which the host validates here before anything is applied.
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
 use ipnet::Ipv4Net;
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
 
 use crate::bindings::network_driver::{NetworkDriver, NetworkDriverPre};
-use crate::core::{Core, PluginInfo, WorldBinding};
+use crate::core::{Core, plugin_accessors, world_binding};
 use crate::error::{CallError, LoadError};
-use crate::host::HostState;
-use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::settings::PluginSettings;
 
@@ -21,27 +16,7 @@ pub use crate::bindings::network_driver::hortator::plugin::network_types::{
     PodRequest, Route, RouteOp, SubnetRequest, Veth, Vxlan, VxlanPeer,
 };
 
-impl WorldBinding for NetworkDriver {
-    const WORLD: &'static str = "network-driver";
-    type Pre = NetworkDriverPre<HostState>;
-
-    fn pre(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        NetworkDriverPre::new(instance_pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn metadata(&self, store: &mut Store<HostState>) -> wasmtime::Result<crate::PluginMetadata> {
-        self.call_metadata(store)
-    }
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.call_init(store, config)
-    }
-}
+world_binding!(NetworkDriver, NetworkDriverPre, "network-driver");
 
 /// Why the driver could not produce a usable answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,20 +83,7 @@ impl NetworkDriverPlugin {
         })
     }
 
-    /// Name, version, digest, timings.
-    pub fn info(&self) -> &PluginInfo {
-        self.core.info()
-    }
-
-    /// The settings it was loaded with.
-    pub fn settings(&self) -> &PluginSettings {
-        self.core.settings()
-    }
-
-    /// Its call metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        self.core.metrics()
-    }
+    plugin_accessors!();
 }
 
 fn net(text: &str, what: &str) -> Result<Ipv4Net, String> {

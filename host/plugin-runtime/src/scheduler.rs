@@ -1,16 +1,11 @@
 //! The scheduler world: a stateful plugin fed with cluster changes and asked
 //! for one placement per pod.
 
-use std::sync::{Arc, Mutex};
-
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
+use std::sync::Mutex;
 
 use crate::bindings::scheduler::{Scheduler, SchedulerPre};
-use crate::core::{Core, PluginInfo, WorldBinding};
+use crate::core::{Core, plugin_accessors, world_binding};
 use crate::error::{CallError, LoadError};
-use crate::host::HostState;
-use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::settings::PluginSettings;
 
@@ -21,27 +16,7 @@ pub use crate::bindings::scheduler::hortator::plugin::scheduler_types::{
     TaintEffect, Toleration, TolerationOperator,
 };
 
-impl WorldBinding for Scheduler {
-    const WORLD: &'static str = "scheduler";
-    type Pre = SchedulerPre<HostState>;
-
-    fn pre(instance_pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        SchedulerPre::new(instance_pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn metadata(&self, store: &mut Store<HostState>) -> wasmtime::Result<crate::PluginMetadata> {
-        self.call_metadata(store)
-    }
-    fn init(
-        &self,
-        store: &mut Store<HostState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        self.call_init(store, config)
-    }
-}
+world_binding!(Scheduler, SchedulerPre, "scheduler");
 
 /// A loaded scheduler plugin. Calls are serialised: the plugin keeps one view
 /// of the cluster in one instance.
@@ -97,18 +72,5 @@ impl SchedulerPlugin {
         std::mem::take(&mut *self.state_lost.lock().expect("scheduler lock"))
     }
 
-    /// Name, version, digest, timings.
-    pub fn info(&self) -> &PluginInfo {
-        self.core.info()
-    }
-
-    /// The settings it was loaded with.
-    pub fn settings(&self) -> &PluginSettings {
-        self.core.settings()
-    }
-
-    /// Its call metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        self.core.metrics()
-    }
+    plugin_accessors!();
 }

@@ -600,3 +600,15 @@ fn network_driver_world() {
             .is_empty()
     );
 }
+
+#[test]
+fn plugins_get_no_filesystem_environment_clock_or_network() {
+    let rt = runtime();
+    let plugin = chaos(&rt, r#"{"mode":"probe-sandbox"}"#).unwrap();
+    let warnings = plugin.admit(&pod_request()).unwrap().warnings;
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    assert!(warnings[0].starts_with("fs: denied"), "{warnings:?}");
+    assert_eq!(warnings[1], "env: 0 variables");
+    assert_eq!(warnings[2], "clock: 0");
+    assert!(warnings[3].starts_with("net: denied"), "{warnings:?}");
+}

@@ -1,6 +1,7 @@
 //! Kubernetes' `LimitRanger` admission plugin for pods (mutating).
 //!
-//! On pod creation it lists the `LimitRange`s of the pod's namespace, then:
+//! On pod creation it lists the `LimitRange`s of the pod's namespace (and
+//! allows the pod untouched, without decoding it, when there are none), then:
 //!
 //! 1. Defaults: a container with a limit but no request for a resource gets
 //!    the limit as request (Kubernetes' API defaulting); then every container
@@ -63,10 +64,7 @@ fn admit(
     if !is_pod_create {
         return Response::allow();
     }
-    let pod: Pod = match request.object() {
-        Ok(pod) => pod,
-        Err(error) => return error.into(),
-    };
+    // The ranges first: without any, the pod need not be decoded at all.
     let mut ranges = match list(&request.namespace) {
         Ok(ranges) => ranges,
         Err(cluster::Error::NotGranted) => {
@@ -86,6 +84,10 @@ fn admit(
     if ranges.is_empty() {
         return Response::allow();
     }
+    let pod: Pod = match request.object() {
+        Ok(pod) => pod,
+        Err(error) => return error.into(),
+    };
     ranges.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     match limit_pod(&pod, &ranges) {
         Ok(patch) => Response::allow().with_patch(patch),
@@ -741,6 +743,14 @@ mod tests {
         });
         assert!(!denied.allowed);
         assert_eq!(denied.code, 403);
+
+        // Without ranges the pod is not decoded; with some, a bad one is a 400.
+        let bad = json!({"metadata": {"name": "p"}, "spec": 3});
+        assert!(admit(&request(Operation::Create, bad.clone()), |_| Ok(Vec::new())).allowed);
+        assert_eq!(
+            admit(&request(Operation::Create, bad), |_| ranges()).code,
+            400
+        );
 
         let not_granted = admit(&request(Operation::Create, object), |_| {
             Err(cluster::Error::NotGranted)

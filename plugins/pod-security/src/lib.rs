@@ -26,9 +26,11 @@
 use std::collections::BTreeSet;
 
 use hortator_sdk::admission::{Admission, Operation, Request, Response};
-use hortator_sdk::k8s::api::core::v1::{Container, Namespace, Pod, PodSpec, SecurityContext};
+use hortator_sdk::k8s::api::core::v1::Namespace;
 use hortator_sdk::serde_json::Value;
 use hortator_sdk::{GroupVersionResource, cluster};
+
+use view::{Container, NamespaceView, Pod, PodSpec};
 
 /// The label that selects the enforced level.
 const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
@@ -55,6 +57,8 @@ const BASELINE_CAPABILITIES: [&str; 13] = [
 struct PodSecurity {
     exempt_namespaces: BTreeSet<String>,
     forbid_host_ports: bool,
+    /// The resource of namespaces, built once.
+    namespaces: GroupVersionResource,
 }
 
 impl Admission for PodSecurity {
@@ -80,13 +84,12 @@ impl Admission for PodSecurity {
         Ok(PodSecurity {
             exempt_namespaces,
             forbid_host_ports,
+            namespaces: GroupVersionResource::of::<Namespace>(),
         })
     }
 
     fn admit(&self, request: &Request) -> Response {
-        self.decide(request, |name| {
-            cluster::get(&GroupVersionResource::of::<Namespace>(), "", name)
-        })
+        self.decide(request, |name| cluster::get(&self.namespaces, "", name))
     }
 }
 
@@ -97,7 +100,7 @@ impl PodSecurity {
     fn decide(
         &self,
         request: &Request,
-        lookup: impl FnOnce(&str) -> Result<Option<Namespace>, cluster::Error>,
+        lookup: impl FnOnce(&str) -> Result<Option<NamespaceView>, cluster::Error>,
     ) -> Response {
         let is_pod = request.resource.group.is_empty()
             && request.resource.resource == "pods"
@@ -169,52 +172,37 @@ fn significant_update(old: &Pod, new: &Pod) -> bool {
     let images = |containers: &[Container]| -> Vec<Option<String>> {
         containers.iter().map(|c| c.image.clone()).collect()
     };
-    let init = |spec: &PodSpec| images(spec.init_containers.as_deref().unwrap_or_default());
-    let ephemeral = |spec: &PodSpec| spec.ephemeral_containers.as_ref().map_or(0, Vec::len);
     images(&old.containers) != images(&new.containers)
-        || init(old) != init(new)
-        || ephemeral(old) != ephemeral(new)
+        || images(&old.init_containers) != images(&new.init_containers)
+        || old.ephemeral_containers.len() != new.ephemeral_containers.len()
 }
 
 /// What the checks need of a container, an init container or an ephemeral
 /// container.
 struct ContainerView<'a> {
     name: &'a str,
-    security_context: Option<&'a SecurityContext>,
+    security_context: Option<&'a view::SecurityContext>,
     host_ports: Vec<i32>,
 }
 
 /// Init containers, containers, then ephemeral containers, as Kubernetes
 /// visits them.
 fn containers(spec: &PodSpec) -> Vec<ContainerView<'_>> {
-    let host_ports = |ports: Option<&Vec<_>>| -> Vec<i32> {
-        ports
-            .into_iter()
-            .flatten()
-            .filter_map(|port: &hortator_sdk::k8s::api::core::v1::ContainerPort| port.host_port)
-            .filter(|port| *port != 0)
-            .collect()
-    };
-    let regular = spec
-        .init_containers
+    spec.init_containers
         .iter()
-        .flatten()
         .chain(&spec.containers)
+        .chain(&spec.ephemeral_containers)
         .map(|c| ContainerView {
             name: &c.name,
             security_context: c.security_context.as_ref(),
-            host_ports: host_ports(c.ports.as_ref()),
-        });
-    let ephemeral = spec
-        .ephemeral_containers
-        .iter()
-        .flatten()
-        .map(|c| ContainerView {
-            name: &c.name,
-            security_context: c.security_context.as_ref(),
-            host_ports: host_ports(c.ports.as_ref()),
-        });
-    regular.chain(ephemeral).collect()
+            host_ports: c
+                .ports
+                .iter()
+                .filter_map(|port| port.host_port)
+                .filter(|port| *port != 0)
+                .collect(),
+        })
+        .collect()
 }
 
 /// The baseline violations as (reason, detail), in the order of Kubernetes'
@@ -231,7 +219,7 @@ fn baseline_violations(spec: &PodSpec, forbid_host_ports: bool) -> Vec<(&'static
             let added = c
                 .security_context
                 .and_then(|sc| sc.capabilities.as_ref())
-                .and_then(|caps| caps.add.as_ref());
+                .map(|caps| caps.add.as_slice());
             let mut valid = true;
             for capability in added.into_iter().flatten() {
                 if !BASELINE_CAPABILITIES.contains(&capability.as_str()) {
@@ -273,7 +261,6 @@ fn baseline_violations(spec: &PodSpec, forbid_host_ports: bool) -> Vec<(&'static
     let host_paths: Vec<&str> = spec
         .volumes
         .iter()
-        .flatten()
         .filter(|volume| volume.host_path.is_some())
         .map(|volume| volume.name.as_str())
         .collect();
@@ -345,6 +332,105 @@ fn join_quoted<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
+/// What the plugin reads of a Pod and a Namespace: private `serde` views,
+/// much cheaper to decode than the `k8s-openapi` types. Like those, they
+/// ignore unknown fields and take `null` for absent.
+mod view {
+    use std::collections::BTreeMap;
+
+    // The SDK's `serde` (with `derive`), reached through `k8s-openapi`'s
+    // re-export so that this crate needs no dependency of its own.
+    use hortator_sdk::k8s::serde::de::IgnoredAny;
+    use hortator_sdk::k8s::serde::{Deserialize, Deserializer};
+
+    #[derive(Default, Deserialize)]
+    #[serde(crate = "hortator_sdk::k8s::serde", default, rename_all = "camelCase")]
+    pub struct Pod {
+        pub spec: Option<PodSpec>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(crate = "hortator_sdk::k8s::serde", default, rename_all = "camelCase")]
+    pub struct PodSpec {
+        #[serde(deserialize_with = "nullable")]
+        pub containers: Vec<Container>,
+        #[serde(deserialize_with = "nullable")]
+        pub init_containers: Vec<Container>,
+        /// Ephemeral containers carry the same fields as far as the checks go.
+        #[serde(deserialize_with = "nullable")]
+        pub ephemeral_containers: Vec<Container>,
+        pub host_network: Option<bool>,
+        #[serde(rename = "hostPID")]
+        pub host_pid: Option<bool>,
+        #[serde(rename = "hostIPC")]
+        pub host_ipc: Option<bool>,
+        #[serde(deserialize_with = "nullable")]
+        pub volumes: Vec<Volume>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(crate = "hortator_sdk::k8s::serde", default, rename_all = "camelCase")]
+    pub struct Container {
+        #[serde(deserialize_with = "nullable")]
+        pub name: String,
+        pub image: Option<String>,
+        pub security_context: Option<SecurityContext>,
+        #[serde(deserialize_with = "nullable")]
+        pub ports: Vec<ContainerPort>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(crate = "hortator_sdk::k8s::serde", default, rename_all = "camelCase")]
+    pub struct SecurityContext {
+        pub privileged: Option<bool>,
+        pub capabilities: Option<Capabilities>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(crate = "hortator_sdk::k8s::serde", default, rename_all = "camelCase")]
+    pub struct Capabilities {
+        #[serde(deserialize_with = "nullable")]
+        pub add: Vec<String>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(crate = "hortator_sdk::k8s::serde", default, rename_all = "camelCase")]
+    pub struct ContainerPort {
+        pub host_port: Option<i32>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(crate = "hortator_sdk::k8s::serde", default, rename_all = "camelCase")]
+    pub struct Volume {
+        #[serde(deserialize_with = "nullable")]
+        pub name: String,
+        /// Only its presence matters.
+        pub host_path: Option<IgnoredAny>,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(crate = "hortator_sdk::k8s::serde", default, rename_all = "camelCase")]
+    pub struct NamespaceView {
+        #[serde(deserialize_with = "nullable")]
+        pub metadata: Metadata,
+    }
+
+    #[derive(Default, Deserialize)]
+    #[serde(crate = "hortator_sdk::k8s::serde", default, rename_all = "camelCase")]
+    pub struct Metadata {
+        pub labels: Option<BTreeMap<String, String>>,
+    }
+
+    /// `null` decodes as the default, as in `k8s-openapi`.
+    fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Default,
+    {
+        Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,13 +461,13 @@ mod tests {
         PodSecurity::init(config).unwrap()
     }
 
-    fn namespace(labels: Value) -> Result<Option<Namespace>, cluster::Error> {
+    fn namespace(labels: Value) -> Result<Option<NamespaceView>, cluster::Error> {
         Ok(Some(
             from_value(json!({"metadata": {"name": "team", "labels": labels}})).unwrap(),
         ))
     }
 
-    fn unlabelled(_: &str) -> Result<Option<Namespace>, cluster::Error> {
+    fn unlabelled(_: &str) -> Result<Option<NamespaceView>, cluster::Error> {
         namespace(json!({}))
     }
 
@@ -444,6 +530,30 @@ mod tests {
                 r#"privileged (containers "init", "b" must not set securityContext.privileged=true)"#,
             )
         );
+    }
+
+    #[test]
+    fn nulls_are_absent_and_unknown_fields_ignored() {
+        let spec = json!({"hostNetwork": null, "initContainers": null, "ephemeralContainers": null,
+            "volumes": [{"name": "v", "hostPath": null, "emptyDir": {}}],
+            "containers": [{"name": "c", "image": null, "ports": null, "resources": {"limits": {"cpu": "1"}},
+                "securityContext": {"privileged": null, "capabilities": {"add": null, "drop": ["ALL"]}}}]});
+        let response = plugin(json!({"forbid-host-ports": true})).decide(
+            &request(Operation::Create, pod(spec), None),
+            |_| {
+                Ok(Some(
+                    from_value(json!({"metadata": {"labels": null}})).unwrap(),
+                ))
+            },
+        );
+        assert!(response.allowed, "{}", response.reason);
+
+        let invalid =
+            pod(json!({"containers": [{"name": "c", "securityContext": {"privileged": "yes"}}]}));
+        let response = plugin(json!({})).decide(&request(Operation::Create, invalid, None), |_| {
+            panic!("no lookup")
+        });
+        assert_eq!(response.code, 400);
     }
 
     #[test]

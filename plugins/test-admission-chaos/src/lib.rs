@@ -12,6 +12,7 @@
 //! | `malformed` | allows with a patch that is not JSON |
 //! | `init-error` | refuses to initialise: `chaos: init refused` |
 //! | `annotate` | patches annotation `chaos.hortator.io/mark` = `value` onto the object |
+//! | `probe-sandbox` | allows, with one warning per probe of the sandbox: `fs: …`, `env: …`, `clock: …`, `net: …` |
 //! | `lookup` | looks up the request's namespace; denies with the error, else allows with a warning `namespace found` or `namespace missing` |
 
 use std::hint::black_box;
@@ -32,6 +33,7 @@ enum Chaos {
     Malformed,
     Annotate { value: String },
     Lookup,
+    ProbeSandbox,
 }
 
 impl Admission for Chaos {
@@ -64,6 +66,7 @@ impl Admission for Chaos {
                 value: text("value", ""),
             },
             "lookup" => Chaos::Lookup,
+            "probe-sandbox" => Chaos::ProbeSandbox,
             other => return Err(format!("chaos: unknown mode {other:?}")),
         })
     }
@@ -78,11 +81,34 @@ impl Admission for Chaos {
             Chaos::Malformed => Response::allow().with_raw_patch("this is not json"),
             Chaos::Annotate { value } => annotate(request, value),
             Chaos::Lookup => lookup(request),
+            Chaos::ProbeSandbox => probe_sandbox(),
         }
     }
 }
 
 hortator_sdk::export_admission!(Chaos);
+
+/// Tries what a plugin must not be able to do and reports each outcome.
+fn probe_sandbox() -> Response {
+    let fs = match std::fs::read_dir("/") {
+        Ok(_) => "readable".to_owned(),
+        Err(error) => format!("denied ({error})"),
+    };
+    let env = std::env::vars().count();
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_secs())
+        .unwrap_or_default();
+    let net = match std::net::TcpStream::connect("127.0.0.1:1") {
+        Ok(_) => "connected".to_owned(),
+        Err(error) => format!("denied ({error})"),
+    };
+    Response::allow()
+        .warn(format!("fs: {fs}"))
+        .warn(format!("env: {env} variables"))
+        .warn(format!("clock: {clock}"))
+        .warn(format!("net: {net}"))
+}
 
 /// Loops forever; `black_box` keeps the optimizer from proving anything
 /// about the loop.
