@@ -29,6 +29,7 @@ componentize_py=0.25.1
 if [[ "$(componentize-py --version 2>/dev/null)" != "componentize-py $componentize_py" ]]; then
     log "installing componentize-py $componentize_py"
     python3 -m pip install -q "componentize-py==$componentize_py"
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
     hash -r
 fi
 
