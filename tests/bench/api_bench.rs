@@ -2,7 +2,8 @@
 //!
 //! Reproduce (etcd is started fresh by the benchmark, from Debian's `etcd-server`):
 //! `tests/run.sh` (which builds every target), then `$CARGO_TARGET_DIR/release/examples/api_bench`
-//! Options: `--creates N` (default 50000), `--list N` (default 100000), `--no-etcd`.
+//! Options: `--creates N` (default 50000), `--list N` (default 100000), `--no-etcd`,
+//! `--no-admission` (no admission plugins, to see what the chain costs).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -435,8 +436,16 @@ async fn main() -> anyhow::Result<()> {
     let creates = arg("--creates", 50_000);
     let list = arg("--list", 100_000);
     let with_etcd = !args.iter().any(|a| a == "--no-etcd");
+    // `--no-admission` runs without the admission chain, to see what it costs.
+    let start = || {
+        if args.iter().any(|a| a == "--no-admission") {
+            Cluster::start_with_config("[plugins]\nadmission = []\n")
+        } else {
+            Cluster::start()
+        }
+    };
 
-    let idle = Cluster::start();
+    let idle = start();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_rss = idle.pid().map(rss_kib).unwrap_or(0);
     drop(idle);
@@ -445,7 +454,7 @@ async fn main() -> anyhow::Result<()> {
         idle_rss as f64 / 1024.0
     );
 
-    let cluster = Cluster::start();
+    let cluster = start();
     let http: Http = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(CONCURRENCY * 2)
         .build_http();

@@ -1,7 +1,8 @@
 //! The admission chain on the write path. Mutating plugins see the object
 //! after defaulting and may patch it; validating plugins see the final object.
-//! Plugins run on the blocking pool: a call is microseconds, but a broken
-//! plugin may hold its thread until its deadline.
+//! Plugins run on the request's own thread: a call takes microseconds (a hop
+//! to the blocking pool would cost more than the call), and a broken plugin
+//! holds the thread for at most its deadline.
 
 use std::sync::Arc;
 
@@ -147,8 +148,13 @@ fn run_phase(
     let mut request = request;
     let mut warnings = Vec::new();
     let mut changed = false;
+    // `request.object` is the text of `object` until a patch changes it.
+    let mut stale = false;
     for plugin in plugins {
-        request.object = object.as_ref().map(Value::to_string);
+        if stale {
+            request.object = object.as_ref().map(Value::to_string);
+            stale = false;
+        }
         let verdict = match plugin.admit(&request) {
             Ok(verdict) => verdict,
             Err(err) => {
@@ -165,8 +171,11 @@ fn run_phase(
                 let mut patched = current.clone();
                 match json_patch::patch(&mut patched, patch) {
                     Ok(()) if patched.is_object() => {
-                        changed |= patched != *current;
-                        *current = patched;
+                        if patched != *current {
+                            changed = true;
+                            stale = true;
+                            *current = patched;
+                        }
                     }
                     Ok(()) => failure(
                         &plugin,
@@ -193,7 +202,7 @@ fn run_phase(
     })
 }
 
-async fn phase(
+fn phase(
     ctx: &Ctx,
     review: &Review<'_>,
     phases: &[Phase],
@@ -214,17 +223,14 @@ async fn phase(
         return Ok((object, false));
     }
     let request = review.request(object.as_ref());
-    let outcome =
-        tokio::task::spawn_blocking(move || run_phase(plugins, request, object, mutating))
-            .await
-            .map_err(|e| ApiError::internal(format!("admission: {e}")))??;
+    let outcome = run_phase(plugins, request, object, mutating)?;
     warnings.extend(outcome.warnings);
     Ok((outcome.object, outcome.changed))
 }
 
 /// Run the mutating plugins on `object`; returns the (possibly patched)
 /// object and whether any plugin changed it.
-pub async fn mutate(
+pub fn mutate(
     ctx: &Ctx,
     review: &Review<'_>,
     object: Value,
@@ -237,13 +243,12 @@ pub async fn mutate(
         Some(object),
         true,
         warnings,
-    )
-    .await?;
+    )?;
     Ok((object.unwrap_or_default(), changed))
 }
 
 /// Run the validating plugins on the final `object` (`None` for deletes).
-pub async fn validate(
+pub fn validate(
     ctx: &Ctx,
     review: &Review<'_>,
     object: Option<&Value>,
@@ -257,12 +262,11 @@ pub async fn validate(
         false,
         warnings,
     )
-    .await
     .map(drop)
 }
 
 /// Deletes have no object to mutate: every plugin of the chain may only allow or deny.
-pub async fn review_delete(
+pub fn review_delete(
     ctx: &Ctx,
     review: &Review<'_>,
     warnings: &mut Vec<String>,
@@ -275,6 +279,5 @@ pub async fn review_delete(
         false,
         warnings,
     )
-    .await
     .map(drop)
 }
