@@ -79,3 +79,31 @@ fn sigterm_is_a_clean_shutdown() {
     assert!(status.success(), "{status:?}\n{}", c.log());
     assert!(c.log().contains("SIGTERM received"), "{}", c.log());
 }
+
+/// The README's run command uses a relative data directory.
+#[test]
+fn relative_data_dir_works() {
+    let work = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", hortator_tests::free_port());
+    let mut child = Command::new(hortator_bin())
+        .current_dir(work.path())
+        .args(["up", "--data-dir", "hortator-data", "--listen", &addr])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let kubeconfig = work.path().join("hortator-data/kubeconfig.yaml");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !kubeconfig.exists() && std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("hortator exited with {status}: {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(kubeconfig.exists(), "no kubeconfig after 60 s");
+    assert!(work.path().join("hortator-data/plugin-cache").is_dir());
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -375,9 +375,11 @@ fn hortctl_swap_under_traffic_fails_no_request() {
     assert!(events.contains("PluginLoadFailed"), "{}", tail(&events, 30));
 }
 
-/// Build the Rust example plugin; returns the component's path.
+/// Build the Rust example plugin; returns the component's path. It shares the
+/// guest build's target directory (same profile), so its dependencies are
+/// already compiled.
 fn build_rust_example() -> PathBuf {
-    let target = target_dir().join("examples");
+    let target = target_dir().join("plugins");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "build",

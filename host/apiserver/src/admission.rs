@@ -1,8 +1,10 @@
 //! The admission chain on the write path. Mutating plugins see the object
 //! after defaulting and may patch it; validating plugins see the final object.
-//! Plugins run on the request's own thread: a call takes microseconds (a hop
-//! to the blocking pool would cost more than the call), and a broken plugin
-//! holds the thread for at most its deadline.
+//! Plugins run on the request's own thread, marked as blocking
+//! (`block_in_place`) so that the worker's other tasks move on and WASI's
+//! synchronous I/O (a plugin's stderr) may block; a current-thread runtime
+//! sends them to the blocking pool instead. A broken plugin holds its thread
+//! for at most its deadline.
 
 use std::sync::Arc;
 
@@ -202,7 +204,7 @@ fn run_phase(
     })
 }
 
-fn phase(
+async fn phase(
     ctx: &Ctx,
     review: &Review<'_>,
     phases: &[Phase],
@@ -223,14 +225,20 @@ fn phase(
         return Ok((object, false));
     }
     let request = review.request(object.as_ref());
-    let outcome = run_phase(plugins, request, object, mutating)?;
+    let run = move || run_phase(plugins, request, object, mutating);
+    let outcome = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run)?,
+        _ => tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| ApiError::internal(format!("admission: {e}")))??,
+    };
     warnings.extend(outcome.warnings);
     Ok((outcome.object, outcome.changed))
 }
 
 /// Run the mutating plugins on `object`; returns the (possibly patched)
 /// object and whether any plugin changed it.
-pub fn mutate(
+pub async fn mutate(
     ctx: &Ctx,
     review: &Review<'_>,
     object: Value,
@@ -243,12 +251,13 @@ pub fn mutate(
         Some(object),
         true,
         warnings,
-    )?;
+    )
+    .await?;
     Ok((object.unwrap_or_default(), changed))
 }
 
 /// Run the validating plugins on the final `object` (`None` for deletes).
-pub fn validate(
+pub async fn validate(
     ctx: &Ctx,
     review: &Review<'_>,
     object: Option<&Value>,
@@ -262,11 +271,12 @@ pub fn validate(
         false,
         warnings,
     )
+    .await
     .map(drop)
 }
 
 /// Deletes have no object to mutate: every plugin of the chain may only allow or deny.
-pub fn review_delete(
+pub async fn review_delete(
     ctx: &Ctx,
     review: &Review<'_>,
     warnings: &mut Vec<String>,
@@ -279,5 +289,6 @@ pub fn review_delete(
         false,
         warnings,
     )
+    .await
     .map(drop)
 }

@@ -575,7 +575,7 @@ pub async fn create(
         old: None,
         dry_run,
     };
-    let (mutated, changed) = admission::mutate(ctx, &review, object.clone(), &mut warnings)?;
+    let (mutated, changed) = admission::mutate(ctx, &review, object.clone(), &mut warnings).await?;
     let mut object = if changed {
         keep_identity(
             &object,
@@ -603,7 +603,7 @@ pub async fn create(
         target: &target,
         ..review
     };
-    admission::validate(ctx, &review, Some(&object), &mut warnings)?;
+    admission::validate(ctx, &review, Some(&object), &mut warnings).await?;
     let taken = if storage.kind == "Service" {
         allocate_service(ctx, &mut object, None)?
     } else {
@@ -903,7 +903,7 @@ async fn guaranteed_update(
             old: Some(&old),
             dry_run: query.dry_run()?,
         };
-        let (new, taken) = match admission::mutate(ctx, &review, new, &mut warnings) {
+        let (new, taken) = match admission::mutate(ctx, &review, new, &mut warnings).await {
             Ok((mutated, true)) => {
                 taken.release(ctx);
                 prepare_update(ctx, target, query, &old, mutated, &mut warnings)?
@@ -914,7 +914,7 @@ async fn guaranteed_update(
                 return Err(e);
             }
         };
-        if let Err(e) = admission::validate(ctx, &review, Some(&new), &mut warnings) {
+        if let Err(e) = admission::validate(ctx, &review, Some(&new), &mut warnings).await {
             taken.release(ctx);
             return Err(e);
         }
@@ -1390,7 +1390,7 @@ async fn delete_one(
             old: Some(&old),
             dry_run: options.dry_run,
         };
-        admission::review_delete(ctx, &review, &mut Vec::new())?;
+        admission::review_delete(ctx, &review, &mut Vec::new()).await?;
         let mut new = old.clone();
         let mut finalizers: Vec<Value> = old
             .pointer("/metadata/finalizers")

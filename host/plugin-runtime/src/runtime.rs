@@ -66,6 +66,10 @@ impl Runtime {
             .concurrency_support(false)
             .epoch_interruption(true);
         if let Some(dir) = &config.cache_dir {
+            // wasmtime's cache wants an absolute directory.
+            let dir = &std::path::absolute(dir).map_err(|e| {
+                LoadError::Engine(format!("cache directory {}: {e}", dir.display()))
+            })?;
             std::fs::create_dir_all(dir).map_err(|e| {
                 LoadError::Engine(format!("cache directory {}: {e}", dir.display()))
             })?;
