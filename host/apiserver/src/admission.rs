@@ -134,7 +134,7 @@ fn failure(
     }
 }
 
-/// The outcome of one phase run on the blocking pool.
+/// The outcome of one phase.
 struct PhaseOutcome {
     object: Option<Value>,
     changed: bool,
