@@ -82,25 +82,6 @@ impl Review<'_> {
     }
 }
 
-fn reason_for(code: u16) -> &'static str {
-    match code {
-        400 => "BadRequest",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "NotFound",
-        405 => "MethodNotAllowed",
-        409 => "Conflict",
-        410 => "Gone",
-        415 => "UnsupportedMediaType",
-        422 => "Invalid",
-        429 => "TooManyRequests",
-        500 => "InternalError",
-        503 => "ServiceUnavailable",
-        504 => "Timeout",
-        _ => "",
-    }
-}
-
 fn denial(plugin: &str, verdict: &Verdict) -> ApiError {
     let reason = if verdict.reason.is_empty() {
         "no reason given"
@@ -109,7 +90,6 @@ fn denial(plugin: &str, verdict: &Verdict) -> ApiError {
     };
     ApiError::with_code(
         verdict.code,
-        reason_for(verdict.code),
         format!("admission webhook \"{plugin}\" denied the request: {reason}"),
     )
 }

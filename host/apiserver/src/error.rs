@@ -55,8 +55,25 @@ impl ApiError {
         }
     }
 
-    /// Any status code with its reason, e.g. an admission plugin's denial.
-    pub fn with_code(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    /// Any error status code, with the reason that belongs to it (e.g. an
+    /// admission plugin's denial).
+    pub fn with_code(code: u16, message: impl Into<String>) -> Self {
+        let reason = match code {
+            400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            409 => "Conflict",
+            410 => "Gone",
+            415 => "UnsupportedMediaType",
+            422 => "Invalid",
+            429 => "TooManyRequests",
+            500 => "InternalError",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "",
+        };
         Self::new(code, reason, message)
     }
 

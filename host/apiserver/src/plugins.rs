@@ -113,7 +113,7 @@ impl ClusterReader for StoreReader {
 }
 
 fn disabled() -> ApiError {
-    ApiError::with_code(404, "NotFound", "this server runs without plugins")
+    ApiError::with_code(404, "this server runs without plugins")
 }
 
 /// `GET /hortator/v1/plugins`: every extension point with its active plugin.
@@ -152,10 +152,10 @@ pub async fn swap(
             (StatusCode::OK, axum::Json(row)).into_response()
         }
         Ok(Err(err @ SwapError::UnknownPoint { .. })) => {
-            ApiError::with_code(404, "NotFound", err.to_string()).into_response()
+            ApiError::with_code(404, err.to_string()).into_response()
         }
         Ok(Err(err @ SwapError::Load(_))) => {
-            ApiError::with_code(422, "Invalid", err.to_string()).into_response()
+            ApiError::with_code(422, err.to_string()).into_response()
         }
         Err(e) => ApiError::internal(e).into_response(),
     }

@@ -46,14 +46,7 @@ fn watched_files(
     base_dir: &Path,
 ) -> BTreeSet<PathBuf> {
     let mut files = BTreeSet::from([absolute(config_file)]);
-    let all = plugins
-        .admission
-        .iter()
-        .map(|(_, s)| s)
-        .chain(plugins.scheduler.iter())
-        .chain(plugins.network_driver.iter())
-        .chain(plugins.build_strategies.iter());
-    for settings in all {
+    for (_, settings) in plugins.entries() {
         if let ModuleSource::File(path) = &settings.module {
             files.insert(absolute(&base_dir.join(path)));
         }

@@ -214,7 +214,6 @@ fn read_module(
     settings: &PluginSettings,
     base_dir: &Path,
 ) -> Result<(Vec<u8>, String, String), LoadError> {
-    use sha2::Digest;
     let (bytes, source) = match &settings.module {
         ModuleSource::Builtin(name) => {
             let bytes = crate::builtin::get(name).ok_or_else(|| LoadError::UnknownBuiltin {
@@ -234,7 +233,7 @@ fn read_module(
             (bytes, path.display().to_string())
         }
     };
-    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+    let digest = crate::runtime::digest(&bytes);
     Ok((bytes, source, digest))
 }
 
@@ -461,11 +460,8 @@ impl PluginManager {
             point: point.to_string(),
             known: Self::point_names(&points).join(", "),
         };
-        if let Some(name) = point.strip_prefix("admission/") {
-            let p = points
-                .admission
-                .get(&format!("admission/{name}"))
-                .ok_or_else(unknown)?;
+        if point.starts_with("admission/") {
+            let p = points.admission.get(point).ok_or_else(unknown)?;
             swap_in(self, point, &p.slot, bytes, source)
         } else if point.starts_with("build-strategy/") {
             let p = points.build_strategies.get(point).ok_or_else(unknown)?;

@@ -124,8 +124,7 @@ impl Runtime {
     /// Compile (or fetch from the cache) a component, after checking that it
     /// was built for a `hortator:plugin` version this host supports.
     pub(crate) fn compile(&self, name: &str, bytes: &[u8]) -> Result<Compiled, LoadError> {
-        use sha2::Digest;
-        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+        let digest = digest(bytes);
         if !wasmparser_is_component(bytes) {
             return Err(LoadError::NotAComponent {
                 plugin: name.to_string(),
@@ -145,6 +144,12 @@ impl Runtime {
             compile_time,
         })
     }
+}
+
+/// `sha256:<hex>` of a component's bytes, as shown by `plugin list`.
+pub(crate) fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// A component starts with the wasm magic and the component-model layer.

@@ -212,23 +212,25 @@ pub struct ValidatedPlugins {
 impl ValidatedPlugins {
     /// The names of every configured point (`admission/<name>`, `scheduler`, ...).
     pub fn points(&self) -> Vec<String> {
-        let mut points: Vec<String> = self
+        self.entries().map(|(point, _)| point).collect()
+    }
+
+    /// Every configured plugin with its point name, in configuration order.
+    pub fn entries(&self) -> impl Iterator<Item = (String, &PluginSettings)> {
+        let admission = self
             .admission
             .iter()
-            .map(|(_, s)| format!("admission/{}", s.name))
-            .collect();
-        points.extend(self.scheduler.iter().map(|_| "scheduler".to_string()));
-        points.extend(
-            self.network_driver
-                .iter()
-                .map(|_| "network-driver".to_string()),
-        );
-        points.extend(
-            self.build_strategies
-                .iter()
-                .map(|s| format!("build-strategy/{}", s.name)),
-        );
-        points
+            .map(|(_, s)| (format!("admission/{}", s.name), s));
+        let scheduler = self.scheduler.iter().map(|s| ("scheduler".to_string(), s));
+        let network = self
+            .network_driver
+            .iter()
+            .map(|s| ("network-driver".to_string(), s));
+        let builds = self
+            .build_strategies
+            .iter()
+            .map(|s| (format!("build-strategy/{}", s.name), s));
+        admission.chain(scheduler).chain(network).chain(builds)
     }
 }
 

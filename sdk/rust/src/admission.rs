@@ -42,30 +42,12 @@ pub trait Admission: Sized + 'static {
 macro_rules! export_admission {
     ($plugin:ty) => {
         const _: () = {
-            ::std::thread_local! {
-                static INSTANCE: ::core::cell::RefCell<::core::option::Option<$plugin>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
-            }
+            $crate::__plugin_instance!($plugin);
 
             struct HortatorAdmissionExport;
 
             impl $crate::__private::admission::Guest for HortatorAdmissionExport {
-                fn metadata() -> $crate::PluginMetadata {
-                    $crate::__private::metadata(
-                        ::core::env!("CARGO_PKG_NAME"),
-                        ::core::env!("CARGO_PKG_VERSION"),
-                    )
-                }
-
-                fn init(
-                    config: ::std::string::String,
-                ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::init(
-                        &INSTANCE,
-                        &config,
-                        <$plugin as $crate::admission::Admission>::init,
-                    )
-                }
+                $crate::__plugin_lifecycle!($plugin, $crate::admission::Admission);
 
                 fn admit(request: $crate::admission::Request) -> $crate::admission::Response {
                     $crate::__private::with(&INSTANCE, |plugin| {

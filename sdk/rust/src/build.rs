@@ -74,30 +74,12 @@ pub trait BuildStrategy: Sized + 'static {
 macro_rules! export_build_strategy {
     ($plugin:ty) => {
         const _: () = {
-            ::std::thread_local! {
-                static INSTANCE: ::core::cell::RefCell<::core::option::Option<$plugin>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
-            }
+            $crate::__plugin_instance!($plugin);
 
             struct HortatorBuildStrategyExport;
 
             impl $crate::__private::build_strategy::Guest for HortatorBuildStrategyExport {
-                fn metadata() -> $crate::PluginMetadata {
-                    $crate::__private::metadata(
-                        ::core::env!("CARGO_PKG_NAME"),
-                        ::core::env!("CARGO_PKG_VERSION"),
-                    )
-                }
-
-                fn init(
-                    config: ::std::string::String,
-                ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::init(
-                        &INSTANCE,
-                        &config,
-                        <$plugin as $crate::build::BuildStrategy>::init,
-                    )
-                }
+                $crate::__plugin_lifecycle!($plugin, $crate::build::BuildStrategy);
 
                 fn plan(
                     build: ::std::string::String,

@@ -125,6 +125,40 @@ pub fn lookup<'a>(entries: &'a [KeyValue], key: &str) -> Option<&'a str> {
         .map(|entry| entry.value.as_str())
 }
 
+/// Declares the thread-local slot an export macro keeps the plugin in; not a
+/// public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __plugin_instance {
+    ($plugin:ty) => {
+        ::std::thread_local! {
+            static INSTANCE: ::core::cell::RefCell<::core::option::Option<$plugin>> =
+                const { ::core::cell::RefCell::new(::core::option::Option::None) };
+        }
+    };
+}
+
+/// The `metadata` and `init` exports every world shares, for use inside an
+/// export macro's `Guest` impl next to [`__plugin_instance!`]; not a public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __plugin_lifecycle {
+    ($plugin:ty, $world_trait:path) => {
+        fn metadata() -> $crate::PluginMetadata {
+            $crate::__private::metadata(
+                ::core::env!("CARGO_PKG_NAME"),
+                ::core::env!("CARGO_PKG_VERSION"),
+            )
+        }
+
+        fn init(
+            config: ::std::string::String,
+        ) -> ::core::result::Result<(), ::std::string::String> {
+            $crate::__private::init(&INSTANCE, &config, <$plugin as $world_trait>::init)
+        }
+    };
+}
+
 /// Support code for the export macros; not a public API.
 #[doc(hidden)]
 pub mod __private {

@@ -50,30 +50,12 @@ pub trait NetworkDriver: Sized + 'static {
 macro_rules! export_network_driver {
     ($plugin:ty) => {
         const _: () = {
-            ::std::thread_local! {
-                static INSTANCE: ::core::cell::RefCell<::core::option::Option<$plugin>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
-            }
+            $crate::__plugin_instance!($plugin);
 
             struct HortatorNetworkDriverExport;
 
             impl $crate::__private::network_driver::Guest for HortatorNetworkDriverExport {
-                fn metadata() -> $crate::PluginMetadata {
-                    $crate::__private::metadata(
-                        ::core::env!("CARGO_PKG_NAME"),
-                        ::core::env!("CARGO_PKG_VERSION"),
-                    )
-                }
-
-                fn init(
-                    config: ::std::string::String,
-                ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::init(
-                        &INSTANCE,
-                        &config,
-                        <$plugin as $crate::network::NetworkDriver>::init,
-                    )
-                }
+                $crate::__plugin_lifecycle!($plugin, $crate::network::NetworkDriver);
 
                 fn node_subnet(
                     request: $crate::network::SubnetRequest,

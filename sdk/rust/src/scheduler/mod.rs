@@ -103,30 +103,12 @@ pub trait Scheduler: Sized + 'static {
 macro_rules! export_scheduler {
     ($plugin:ty) => {
         const _: () = {
-            ::std::thread_local! {
-                static INSTANCE: ::core::cell::RefCell<::core::option::Option<$plugin>> =
-                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
-            }
+            $crate::__plugin_instance!($plugin);
 
             struct HortatorSchedulerExport;
 
             impl $crate::__private::scheduler::Guest for HortatorSchedulerExport {
-                fn metadata() -> $crate::PluginMetadata {
-                    $crate::__private::metadata(
-                        ::core::env!("CARGO_PKG_NAME"),
-                        ::core::env!("CARGO_PKG_VERSION"),
-                    )
-                }
-
-                fn init(
-                    config: ::std::string::String,
-                ) -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::init(
-                        &INSTANCE,
-                        &config,
-                        <$plugin as $crate::scheduler::Scheduler>::init,
-                    )
-                }
+                $crate::__plugin_lifecycle!($plugin, $crate::scheduler::Scheduler);
 
                 fn update(events: ::std::vec::Vec<$crate::scheduler::ClusterEvent>) {
                     $crate::__private::with(&INSTANCE, |plugin| {
