@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hortator_tests::{Cluster, tail, target_dir};
+use hortator_tests::{Cluster, build_example_plugin, tail, target_dir};
 
 fn artifact(name: &str) -> String {
     Path::new(hortator_plugin_runtime::builtin::ARTIFACT_DIR)
@@ -365,41 +365,14 @@ fn hortctl_swap_under_traffic_fails_no_request() {
         gate["lastError"].as_str().unwrap().contains("0.2.0"),
         "{gate}"
     );
-    let missing = cluster.hortctl(&["plugin", "swap", "scheduler", &chaos]);
+    let missing = cluster.hortctl(&["plugin", "swap", "network-driver", &chaos]);
     assert!(
-        stderr(&missing).contains("no plugin point \"scheduler\" is configured"),
+        stderr(&missing).contains("no plugin point \"network-driver\" is configured"),
         "{}",
         stderr(&missing)
     );
     let events = cluster.kubectl_ok(&["get", "events", "-o", "json"]);
     assert!(events.contains("PluginLoadFailed"), "{}", tail(&events, 30));
-}
-
-/// Build the Rust example plugin; returns the component's path. It shares the
-/// guest build's target directory (same profile), so its dependencies are
-/// already compiled.
-fn build_rust_example() -> PathBuf {
-    let target = target_dir().join("plugins");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(Cluster::example("plugins/require-labels/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .expect("run cargo");
-    assert!(
-        status.success(),
-        "building examples/plugins/require-labels failed"
-    );
-    target.join("wasm32-wasip2/release/require_labels.wasm")
 }
 
 /// Build the Python example with componentize-py; returns the component's path.
@@ -435,7 +408,7 @@ fn build_python_example() -> PathBuf {
 
 #[test]
 fn example_plugins_in_rust_and_python() {
-    let rust = build_rust_example();
+    let rust = build_example_plugin("require-labels");
     let python = build_python_example();
     let cluster = Cluster::start_with_config(&format!(
         "[[plugins.admission]]\nmodule = \"{}\"\nconfig = {{ labels = [\"app\"] }}\n\n\

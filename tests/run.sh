@@ -78,3 +78,7 @@ log "building (release) into $CARGO_TARGET_DIR"
 cargo build --release --workspace --all-targets
 log "running the tests"
 cargo test --release --workspace -- --test-threads 2
+log "running the guest SDK's and the scheduler plugins' tests (natively)"
+cargo test --release --manifest-path sdk/rust/Cargo.toml
+cargo test --release --manifest-path plugins/Cargo.toml -p default-scheduler
+cargo test --release --manifest-path examples/plugins/binpack/Cargo.toml

@@ -59,7 +59,12 @@ fn main() {
 }
 
 fn check_artifacts(dir: &Path) {
-    for name in ["namespace_lifecycle", "limit_ranger", "pod_security"] {
+    for name in [
+        "default_scheduler",
+        "namespace_lifecycle",
+        "limit_ranger",
+        "pod_security",
+    ] {
         let path = dir.join(format!("{name}.wasm"));
         assert!(
             path.exists(),

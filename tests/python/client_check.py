@@ -20,7 +20,12 @@ def main(kubeconfig: str) -> None:
 
     pod = client.V1Pod(
         metadata=client.V1ObjectMeta(name="py", labels={"app": "py"}),
-        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
+        # No scheduler serves "manual": its status writes would add watch events
+        # to the exact sequence asserted below.
+        spec=client.V1PodSpec(
+            scheduler_name="manual",
+            containers=[client.V1Container(name="c", image="busybox")],
+        ),
     )
     created = core.create_namespaced_pod("default", pod)
     assert created.metadata.uid, created

@@ -245,3 +245,32 @@ pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// Build an example plugin of `examples/plugins/<dir>` (a crate of its own);
+/// returns the component's path. It shares the guest build's target
+/// directory (same profile), so its dependencies are already compiled.
+pub fn build_example_plugin(dir: &str) -> PathBuf {
+    let target = target_dir().join("plugins");
+    let manifest = Cluster::example(&format!("plugins/{dir}/Cargo.toml"));
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("run cargo");
+    assert!(status.success(), "building examples/plugins/{dir} failed");
+    target.join(format!(
+        "wasm32-wasip2/release/{}.wasm",
+        dir.replace('-', "_")
+    ))
+}

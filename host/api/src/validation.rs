@@ -604,6 +604,22 @@ impl QuantityValue {
     }
 }
 
+/// A quantity in thousandths of its unit, rounded up as Kubernetes'
+/// `MilliValue` does (`"250m"` → 250, `"2"` → 2000), or `None` when it is not a
+/// quantity or does not fit an `i64`.
+pub fn quantity_milli_value(quantity: &str) -> Option<i64> {
+    let nanos = parse_quantity(quantity)?.nanos?;
+    i64::try_from((nanos + 999_999).div_euclid(1_000_000)).ok()
+}
+
+/// A quantity in whole units, rounded up as Kubernetes' `Value` does
+/// (`"1Ki"` → 1024, `"100m"` → 1), or `None` when it is not a quantity or does
+/// not fit an `i64`.
+pub fn quantity_value(quantity: &str) -> Option<i64> {
+    let nanos = parse_quantity(quantity)?.nanos?;
+    i64::try_from((nanos + 999_999_999).div_euclid(1_000_000_000)).ok()
+}
+
 /// Parses a Kubernetes quantity (`1`, `100m`, `1.5Gi`, `1e3`, `-2k`).
 fn parse_quantity(s: &str) -> Option<QuantityValue> {
     let b = s.as_bytes();
@@ -1093,6 +1109,19 @@ pub fn validate_pod_spec(spec: &PodSpec, field: &str) -> Vec<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantity_values() {
+        assert_eq!(quantity_milli_value("250m"), Some(250));
+        assert_eq!(quantity_milli_value("2"), Some(2000));
+        assert_eq!(quantity_milli_value("1.5"), Some(1500));
+        assert_eq!(quantity_milli_value("1n"), Some(1));
+        assert_eq!(quantity_value("1Ki"), Some(1024));
+        assert_eq!(quantity_value("256Gi"), Some(256 << 30));
+        assert_eq!(quantity_value("100m"), Some(1));
+        assert_eq!(quantity_value("1e3"), Some(1000));
+        assert_eq!(quantity_value("lots"), None);
+    }
     use k8s_openapi::api::core::v1::{ContainerPort, EnvVar, Volume};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;

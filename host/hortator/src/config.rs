@@ -285,11 +285,11 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(e.contains("maybe"), "{e}");
-        let e = load_text("[plugins.scheduler]\nmodule = \"x.wasm\"\ntimeout-ms = 0\n")
+        let e = load_text("[[plugins.scheduler]]\nmodule = \"x.wasm\"\ntimeout-ms = 0\n")
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("plugins.scheduler.timeout-ms: must be at least 1"),
+            e.contains("plugins.scheduler[0].timeout-ms: must be at least 1"),
             "{e}"
         );
     }

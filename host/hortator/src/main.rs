@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hortator::config::{Config, Overrides};
+use k8s_openapi::api::core::v1::Taint;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// The API server's request path is allocation-heavy; mimalloc keeps it fast on few cores.
 #[global_allocator]
@@ -35,10 +38,77 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Register simulated nodes (like KWOK) against a running API and run their pods without
+    /// containers, until SIGINT/SIGTERM.
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// How many nodes to register.
+    #[arg(long, value_name = "N")]
+    nodes: u32,
+    /// Kubeconfig of the cluster (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Node name prefix: nodes are PREFIX0001, PREFIX0002, …
+    #[arg(long, default_value = "sim-")]
+    prefix: String,
+    /// CPU capacity of each node.
+    #[arg(long, default_value = "32", value_parser = hortator_sim::parse_quantity)]
+    cpu: Quantity,
+    /// Memory capacity of each node.
+    #[arg(long, default_value = "256Gi", value_parser = hortator_sim::parse_quantity)]
+    memory: Quantity,
+    /// Pod capacity of each node.
+    #[arg(long, default_value_t = 110)]
+    pods: u32,
+    /// Ephemeral-storage capacity of each node.
+    #[arg(long, default_value = "100Gi", value_parser = hortator_sim::parse_quantity)]
+    ephemeral_storage: Quantity,
+    /// A label for every node (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = hortator_sim::parse_label)]
+    label: Vec<(String, String)>,
+    /// A taint for every node (repeatable); Effect is NoSchedule, PreferNoSchedule or NoExecute.
+    #[arg(long, value_name = "KEY[=VALUE]:EFFECT", value_parser = hortator_sim::parse_taint)]
+    taint: Vec<Taint>,
+    /// Seconds between renewals of each node's Lease; 0 disables leases.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    heartbeat: u64,
+    /// Do not mark the nodes' pods Running (register and heartbeat only).
+    #[arg(long)]
+    no_run_pods: bool,
+    /// API requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+}
+
+impl SimArgs {
+    fn config(self) -> hortator_sim::SimConfig {
+        let mut config = hortator_sim::SimConfig::new(self.nodes);
+        config.prefix = self.prefix;
+        config.cpu = self.cpu;
+        config.memory = self.memory;
+        config.pods = self.pods;
+        config.ephemeral_storage = self.ephemeral_storage;
+        config.labels.extend(self.label);
+        config.taints = self.taint;
+        config.heartbeat = Duration::from_secs(self.heartbeat);
+        config.run_pods = !self.no_run_pods;
+        config.concurrency = self.concurrency;
+        config
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            eprintln!("{}", one_line(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HORTATOR_LOG")
@@ -46,11 +116,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Command::Up {
-        data_dir,
-        listen,
-        config,
-    } = cli.command;
+    let (data_dir, listen, config) = match cli.command {
+        Command::Up {
+            data_dir,
+            listen,
+            config,
+        } => (data_dir, listen, config),
+        Command::Sim(args) => return sim(args),
+    };
     let config = match Config::load(config.as_deref(), &Overrides { data_dir, listen }) {
         Ok(c) => c,
         Err(e) => {
@@ -72,4 +145,69 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A clap error on one line: its message, without the usage and help hints.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `hortator sim`: register the nodes, print one line, run until SIGINT/SIGTERM.
+fn sim(args: SimArgs) -> ExitCode {
+    let kubeconfig = args.kubeconfig.clone();
+    let config = args.config();
+    if let Err(e) = config.validate() {
+        eprintln!("error: --{}: {}", e.field, e.message);
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let client = hortator_sim::client(kubeconfig.as_deref()).await?;
+        let sim = hortator_sim::Simulator::register(client, config).await?;
+        let nodes = sim.nodes();
+        println!(
+            "registered {} simulated nodes ({}..{}) in {:.2}s",
+            nodes.len(),
+            nodes.first().map_or("", |n| n.name.as_str()),
+            nodes.last().map_or("", |n| n.name.as_str()),
+            sim.registration_time().as_secs_f64()
+        );
+        sim.run(shutdown_signal()).await;
+        Ok::<_, hortator_sim::Error>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
 }

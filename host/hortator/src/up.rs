@@ -52,10 +52,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             advertise_address: address.to_string(),
             compaction_interval: config.compaction_interval,
         },
-        Some(plugins),
+        Some(plugins.clone()),
     )
     .await
     .context("cannot start the API server")?;
+    // Components are API clients; in one process they reach the router directly.
+    let client = kube::Client::new(api.router(), "default");
+    let _scheduler =
+        hortator_scheduler::spawn(client, plugins.clone()).context("cannot start the scheduler")?;
     let kubeconfig = config.data_dir.join("kubeconfig.yaml");
     write_kubeconfig(&kubeconfig, &format!("http://{address}"))
         .with_context(|| format!("cannot write {}", kubeconfig.display()))?;

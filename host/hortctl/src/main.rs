@@ -37,7 +37,8 @@ enum PluginCommand {
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         output: Format,
     },
-    /// Replace the plugin of a point (`admission/<name>`, `scheduler`,
+    /// Replace the plugin of a point (`admission/<name>`, `scheduler/<name>` or
+    /// `scheduler` when there is one profile,
     /// `network-driver`, `build-strategy/<name>`) with a component file. The old
     /// plugin stays if the new one fails to load.
     Swap {

@@ -181,7 +181,7 @@ fn main() {
             Phase::Validating,
             settings("gate", ModuleSource::Builtin("pod-security".into()), "{}"),
         )],
-        scheduler: None,
+        schedulers: vec![],
         network_driver: None,
         build_strategies: vec![],
     };

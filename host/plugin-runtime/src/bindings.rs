@@ -7,6 +7,7 @@ pub(crate) mod admission {
     wasmtime::component::bindgen!({
         path: "../../sdk/wit",
         world: "admission",
+        additional_derives: [PartialEq],
     });
 }
 
@@ -14,6 +15,7 @@ pub(crate) mod scheduler {
     wasmtime::component::bindgen!({
         path: "../../sdk/wit",
         world: "scheduler",
+        additional_derives: [PartialEq],
         with: {
             "hortator:plugin/types": super::admission::hortator::plugin::types,
         },

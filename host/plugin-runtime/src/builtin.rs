@@ -2,7 +2,12 @@
 //! embedded in the binary.
 
 /// Names accepted in `module = "builtin:<name>"`.
-pub const NAMES: &[&str] = &["limit-ranger", "namespace-lifecycle", "pod-security"];
+pub const NAMES: &[&str] = &[
+    "default-scheduler",
+    "limit-ranger",
+    "namespace-lifecycle",
+    "pod-security",
+];
 
 /// Directory where the build put every guest component it compiled (the
 /// built-ins and the test plugins of `plugins/`).
@@ -11,6 +16,10 @@ pub const ARTIFACT_DIR: &str = env!("HORTATOR_PLUGIN_DIR");
 /// The component bytes of a built-in plugin.
 pub fn get(name: &str) -> Option<&'static [u8]> {
     match name {
+        "default-scheduler" => Some(include_bytes!(concat!(
+            env!("HORTATOR_PLUGIN_DIR"),
+            "/default_scheduler.wasm"
+        ))),
         "limit-ranger" => Some(include_bytes!(concat!(
             env!("HORTATOR_PLUGIN_DIR"),
             "/limit_ranger.wasm"

@@ -32,13 +32,15 @@ pub use crate::core::PluginInfo;
 pub use crate::error::{CallError, LoadError};
 pub use crate::host::{ClusterReader, LookupError, Resource};
 pub use crate::manager::{
-    ActivePlugin, ChainEntry, PluginEvent, PluginManager, PluginSlot, PluginStatus, SwapError,
+    ActivePlugin, ChainEntry, PluginEvent, PluginManager, PluginSlot, PluginStatus,
+    SchedulerProfile, SwapError,
 };
 pub use crate::metrics::{LATENCY_BUCKETS, Metrics, MetricsSnapshot};
 pub use crate::runtime::{Runtime, RuntimeConfig, SDK_VERSION};
 pub use crate::settings::{
     DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FailurePolicy, ModuleSource, Phase, PluginEntry,
     PluginSettings, PluginsConfig, SettingsError, ValidatedPlugins, default_admission_chain,
+    default_scheduler_profiles,
 };
 
 /// The scheduler world.

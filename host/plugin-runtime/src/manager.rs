@@ -53,6 +53,14 @@ pub struct ChainEntry {
     pub slot: Arc<PluginSlot<AdmissionPlugin>>,
 }
 
+/// A scheduler profile: the plugin that places pods naming this scheduler.
+pub struct SchedulerProfile {
+    /// The `spec.schedulerName` it serves.
+    pub scheduler_name: String,
+    /// The plugin.
+    pub slot: Arc<PluginSlot<SchedulerPlugin>>,
+}
+
 /// What happened to a plugin, for logs and cluster Events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginEvent {
@@ -68,7 +76,7 @@ pub struct PluginEvent {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginStatus {
-    /// `admission/<name>`, `scheduler`, `network-driver` or `build-strategy/<name>`.
+    /// `admission/<name>`, `scheduler/<name>`, `network-driver` or `build-strategy/<name>`.
     pub point: String,
     /// Admission phase.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,12 +197,14 @@ struct Point<P> {
 #[derive(Default)]
 struct Points {
     admission: BTreeMap<String, Point<AdmissionPlugin>>,
-    scheduler: Option<Point<SchedulerPlugin>>,
+    schedulers: BTreeMap<String, Point<SchedulerPlugin>>,
     network_driver: Option<Point<NetworkDriverPlugin>>,
     build_strategies: BTreeMap<String, Point<BuildStrategyPlugin>>,
     /// Admission points in configuration order, with their phase.
     admission_order: Vec<(String, Phase)>,
     build_order: Vec<String>,
+    /// Scheduler points in configuration order.
+    scheduler_order: Vec<String>,
 }
 
 type EventSink = Box<dyn Fn(&PluginEvent) + Send + Sync>;
@@ -205,6 +215,7 @@ pub struct PluginManager {
     cluster: Option<Arc<dyn ClusterReader>>,
     points: Mutex<Points>,
     chain: ArcSwap<Vec<ChainEntry>>,
+    profiles: ArcSwap<Vec<SchedulerProfile>>,
     errors: Mutex<BTreeMap<String, String>>,
     sink: OnceLock<EventSink>,
 }
@@ -245,6 +256,7 @@ impl PluginManager {
             cluster,
             points: Mutex::new(Points::default()),
             chain: ArcSwap::from_pointee(Vec::new()),
+            profiles: ArcSwap::from_pointee(Vec::new()),
             errors: Mutex::new(BTreeMap::new()),
             sink: OnceLock::new(),
         }
@@ -311,13 +323,20 @@ impl PluginManager {
         points.admission = admission;
         points.admission_order = order;
 
-        let previous = points.scheduler.take();
-        points.scheduler = match &config.scheduler {
-            Some(settings) => {
-                self.reconcile_point("scheduler", previous, settings, base_dir, &mut failures)
+        let mut schedulers = BTreeMap::new();
+        let mut scheduler_order = Vec::new();
+        for settings in &config.schedulers {
+            let point = format!("scheduler/{}", settings.name);
+            let previous = points.schedulers.remove(&point);
+            if let Some(p) =
+                self.reconcile_point(&point, previous, settings, base_dir, &mut failures)
+            {
+                schedulers.insert(point.clone(), p);
+                scheduler_order.push(point);
             }
-            None => None,
-        };
+        }
+        points.schedulers = schedulers;
+        points.scheduler_order = scheduler_order;
         let previous = points.network_driver.take();
         points.network_driver = match &config.network_driver {
             Some(settings) => self.reconcile_point(
@@ -350,6 +369,7 @@ impl PluginManager {
             .expect("errors lock")
             .retain(|point, _| configured.contains(point));
         self.publish_chain(&points);
+        self.publish_profiles(&points);
         failures
     }
 
@@ -423,9 +443,24 @@ impl PluginManager {
         self.chain.store(Arc::new(chain));
     }
 
+    fn publish_profiles(&self, points: &Points) {
+        let profiles = points
+            .scheduler_order
+            .iter()
+            .filter_map(|point| {
+                points.schedulers.get(point).map(|p| SchedulerProfile {
+                    scheduler_name: point.trim_start_matches("scheduler/").to_string(),
+                    slot: p.slot.clone(),
+                })
+            })
+            .collect();
+        self.profiles.store(Arc::new(profiles));
+    }
+
     /// Replace the plugin of `point` with a new component, keeping the point's
     /// settings. The new plugin is loaded, initialised and checked first; on
-    /// any failure the old one stays and the error is returned.
+    /// any failure the old one stays and the error is returned. `scheduler`
+    /// alone names the scheduler profile when there is exactly one.
     pub fn swap(&self, point: &str, bytes: &[u8], source: &str) -> Result<PluginInfo, SwapError> {
         let points = self.points.lock().expect("points lock");
         fn swap_in<P: Loadable>(
@@ -466,9 +501,14 @@ impl PluginManager {
         } else if point.starts_with("build-strategy/") {
             let p = points.build_strategies.get(point).ok_or_else(unknown)?;
             swap_in(self, point, &p.slot, bytes, source)
-        } else if point == "scheduler" {
-            let p = points.scheduler.as_ref().ok_or_else(unknown)?;
+        } else if point.starts_with("scheduler/") {
+            let p = points.schedulers.get(point).ok_or_else(unknown)?;
             swap_in(self, point, &p.slot, bytes, source)
+        } else if point == "scheduler" {
+            let [only] = points.scheduler_order.as_slice() else {
+                return Err(unknown());
+            };
+            swap_in(self, only, &points.schedulers[only].slot, bytes, source)
         } else if point == "network-driver" {
             let p = points.network_driver.as_ref().ok_or_else(unknown)?;
             swap_in(self, point, &p.slot, bytes, source)
@@ -483,7 +523,7 @@ impl PluginManager {
             .iter()
             .map(|(p, _)| p.clone())
             .collect();
-        names.extend(points.scheduler.iter().map(|_| "scheduler".to_string()));
+        names.extend(points.scheduler_order.iter().cloned());
         names.extend(
             points
                 .network_driver
@@ -500,14 +540,9 @@ impl PluginManager {
         self.chain.load_full()
     }
 
-    /// The scheduler slot, if one is configured.
-    pub fn scheduler(&self) -> Option<Arc<PluginSlot<SchedulerPlugin>>> {
-        self.points
-            .lock()
-            .expect("points lock")
-            .scheduler
-            .as_ref()
-            .map(|p| p.slot.clone())
+    /// The scheduler profiles, in configuration order.
+    pub fn scheduler_profiles(&self) -> Arc<Vec<SchedulerProfile>> {
+        self.profiles.load_full()
     }
 
     /// The network driver slot, if one is configured.
@@ -567,9 +602,13 @@ impl PluginManager {
             ));
             seen.push(point.clone());
         }
-        if let Some(p) = &points.scheduler {
-            rows.push(row("scheduler", None, Some(active(&p.slot))));
-            seen.push("scheduler".into());
+        for point in &points.scheduler_order {
+            rows.push(row(
+                point,
+                None,
+                points.schedulers.get(point).map(|p| active(&p.slot)),
+            ));
+            seen.push(point.clone());
         }
         if let Some(p) = &points.network_driver {
             rows.push(row("network-driver", None, Some(active(&p.slot))));

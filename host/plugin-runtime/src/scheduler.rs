@@ -12,8 +12,8 @@ use crate::settings::PluginSettings;
 pub use crate::bindings::admission::hortator::plugin::types::KeyValue;
 pub use crate::bindings::scheduler::hortator::plugin::scheduler_types::{
     AssignedPod, ClusterEvent, HostPort, Node, NodeReason, NodeSelectorRequirement,
-    NodeSelectorTerm, Owner, Pod, Protocol, Resources, ScheduleResult, SelectorOperator, Taint,
-    TaintEffect, Toleration, TolerationOperator,
+    NodeSelectorTerm, Owner, Pod, PreferredTerm, Protocol, Resources, ScheduleResult,
+    SelectorOperator, Taint, TaintEffect, Toleration, TolerationOperator,
 };
 
 world_binding!(Scheduler, SchedulerPre, "scheduler");

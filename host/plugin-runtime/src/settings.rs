@@ -15,8 +15,10 @@ pub struct PluginsConfig {
     /// The admission chain, in order; mutating plugins run before validating
     /// ones. When absent, the built-in chain is used (see [`default_admission_chain`]).
     pub admission: Option<Vec<PluginEntry>>,
-    /// The scheduler plugin.
-    pub scheduler: Option<PluginEntry>,
+    /// Scheduler profiles: each entry's `name` is the `spec.schedulerName` it
+    /// serves. When absent, one profile `default-scheduler` runs the built-in
+    /// (see [`default_scheduler_profiles`]); an empty list runs no scheduler.
+    pub scheduler: Option<Vec<PluginEntry>>,
     /// The network driver plugin.
     pub network_driver: Option<PluginEntry>,
     /// Build strategies, by name (e.g. `docker`, `source`).
@@ -201,8 +203,8 @@ pub struct ValidatedPlugins {
     pub cache_dir: Option<PathBuf>,
     /// The admission chain in configuration order.
     pub admission: Vec<(Phase, PluginSettings)>,
-    /// The scheduler.
-    pub scheduler: Option<PluginSettings>,
+    /// Scheduler profiles; each one's name is the `schedulerName` it serves.
+    pub schedulers: Vec<PluginSettings>,
     /// The network driver.
     pub network_driver: Option<PluginSettings>,
     /// Build strategies.
@@ -221,7 +223,10 @@ impl ValidatedPlugins {
             .admission
             .iter()
             .map(|(_, s)| (format!("admission/{}", s.name), s));
-        let scheduler = self.scheduler.iter().map(|s| ("scheduler".to_string(), s));
+        let scheduler = self
+            .schedulers
+            .iter()
+            .map(|s| (format!("scheduler/{}", s.name), s));
         let network = self
             .network_driver
             .iter()
@@ -256,40 +261,76 @@ impl PluginsConfig {
             }
             admission.push((entry.phase.unwrap_or(Phase::Validating), settings));
         }
-        let single = |entry: &Option<PluginEntry>,
-                      key: &str|
-         -> Result<Option<PluginSettings>, SettingsError> {
-            match entry {
-                None => Ok(None),
-                Some(entry) if entry.phase.is_some() => Err(SettingsError {
-                    key: format!("{key}.phase"),
-                    reason: "only admission plugins have a phase".into(),
-                }),
-                Some(entry) => entry.validate(key).map(Some),
-            }
-        };
-        let scheduler = single(&self.scheduler, "plugins.scheduler")?;
-        let network_driver = single(&self.network_driver, "plugins.network-driver")?;
-        let mut build_strategies: Vec<PluginSettings> = Vec::new();
-        for (i, entry) in self.build_strategy.iter().flatten().enumerate() {
-            let key = format!("plugins.build-strategy[{i}]");
-            let settings = single(&Some(entry.clone()), &key)?.expect("entry given");
-            if build_strategies.iter().any(|s| s.name == settings.name) {
-                return Err(SettingsError {
-                    key: format!("{key}.name"),
-                    reason: format!("{:?} is used twice", settings.name),
-                });
-            }
-            build_strategies.push(settings);
-        }
+        let schedulers = named_list(
+            &self
+                .scheduler
+                .clone()
+                .unwrap_or_else(default_scheduler_profiles),
+            "plugins.scheduler",
+        )?;
+        let network_driver = self
+            .network_driver
+            .as_ref()
+            .map(|entry| without_phase(entry, "plugins.network-driver"))
+            .transpose()?;
+        let build_strategies = named_list(
+            self.build_strategy.as_deref().unwrap_or_default(),
+            "plugins.build-strategy",
+        )?;
         Ok(ValidatedPlugins {
             cache_dir: self.cache_dir.clone(),
             admission,
-            scheduler,
+            schedulers,
             network_driver,
             build_strategies,
         })
     }
+}
+
+/// Validates an entry of a point other than admission (which has no phase).
+fn without_phase(entry: &PluginEntry, key: &str) -> Result<PluginSettings, SettingsError> {
+    if entry.phase.is_some() {
+        return Err(SettingsError {
+            key: format!("{key}.phase"),
+            reason: "only admission plugins have a phase".into(),
+        });
+    }
+    entry.validate(key)
+}
+
+/// Validates a list of non-admission entries whose names must be unique.
+fn named_list(entries: &[PluginEntry], key: &str) -> Result<Vec<PluginSettings>, SettingsError> {
+    let mut list: Vec<PluginSettings> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let key = format!("{key}[{i}]");
+        let settings = without_phase(entry, &key)?;
+        if list.iter().any(|s| s.name == settings.name) {
+            return Err(SettingsError {
+                key: format!("{key}.name"),
+                reason: format!("{:?} is used twice", settings.name),
+            });
+        }
+        list.push(settings);
+    }
+    Ok(list)
+}
+
+/// The scheduler profiles used when `[[plugins.scheduler]]` is absent: the
+/// built-in `default-scheduler`, which serves pods whose `schedulerName` is
+/// `default-scheduler` (every pod that names none). It holds the whole cluster
+/// in its instance, so its memory cap and deadline are larger than the
+/// defaults of other plugins.
+pub fn default_scheduler_profiles() -> Vec<PluginEntry> {
+    vec![PluginEntry {
+        name: None,
+        module: "builtin:default-scheduler".into(),
+        phase: None,
+        timeout_ms: Some(2_000),
+        memory_mb: Some(1_024),
+        failure_policy: None,
+        cluster_read: None,
+        config: None,
+    }]
 }
 
 /// The admission chain used when `[[plugins.admission]]` is absent.
@@ -381,20 +422,38 @@ mod tests {
             "plugins.admission[1].name"
         );
         let config: PluginsConfig =
-            toml::from_str("[scheduler]\nmodule = \"s.wasm\"\nphase = \"mutating\"\n").unwrap();
+            toml::from_str("[[scheduler]]\nmodule = \"s.wasm\"\nphase = \"mutating\"\n").unwrap();
         assert_eq!(
             config.validate().unwrap_err().key,
-            "plugins.scheduler.phase"
+            "plugins.scheduler[0].phase"
         );
-        let config: PluginsConfig = toml::from_str("[scheduler]\nmodule = \"s.wasm\"\n").unwrap();
+        let config: PluginsConfig = toml::from_str(
+            "[[scheduler]]\nmodule = \"s.wasm\"\n[[scheduler]]\nname = \"s\"\nmodule = \"builtin:default-scheduler\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "plugins.scheduler[1].name"
+        );
+        let config: PluginsConfig = toml::from_str(
+            "[[scheduler]]\nmodule = \"builtin:default-scheduler\"\n[[scheduler]]\nname = \"packer\"\nmodule = \"binpack.wasm\"\n",
+        )
+        .unwrap();
         assert_eq!(
             config.validate().unwrap().points(),
             [
                 "admission/limit-ranger",
                 "admission/namespace-lifecycle",
                 "admission/pod-security",
-                "scheduler"
+                "scheduler/default-scheduler",
+                "scheduler/packer"
             ]
         );
+        let config: PluginsConfig = toml::from_str("scheduler = []\n").unwrap();
+        assert!(config.validate().unwrap().schedulers.is_empty());
+        let defaults = PluginsConfig::default().validate().unwrap();
+        assert_eq!(defaults.schedulers.len(), 1);
+        assert_eq!(defaults.schedulers[0].name, "default-scheduler");
+        assert_eq!(defaults.schedulers[0].memory_limit, 1 << 30);
     }
 }

@@ -301,7 +301,7 @@ fn chain_config(module: &str, config: &str, policy: FailurePolicy) -> ValidatedP
     ValidatedPlugins {
         cache_dir: None,
         admission: vec![(Phase::Validating, s)],
-        scheduler: None,
+        schedulers: vec![],
         network_driver: None,
         build_strategies: vec![],
     }
@@ -502,8 +502,10 @@ fn scheduler_world() {
         host_ports: vec![],
         node_selector: vec![],
         required_node_affinity: vec![],
+        preferred_node_affinity: vec![],
         tolerations: vec![],
         owner: None,
+        spread_selectors: vec![],
         priority: 0,
     };
     plugin

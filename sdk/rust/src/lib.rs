@@ -121,8 +121,29 @@ impl KeyValue {
 pub fn lookup<'a>(entries: &'a [KeyValue], key: &str) -> Option<&'a str> {
     entries
         .iter()
-        .find(|entry| entry.key == key)
+        .find(|entry| str_eq(&entry.key, key))
         .map(|entry| entry.value.as_str())
+}
+
+/// String equality without a call to `memcmp`, which WebAssembly runs a
+/// byte at a time: label keys and values are short, and compared often
+/// (selectors, node affinity).
+#[inline]
+pub(crate) fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut a_words = a.chunks_exact(8);
+    let mut b_words = b.chunks_exact(8);
+    for (a, b) in (&mut a_words).zip(&mut b_words) {
+        let word = |bytes: &[u8]| u64::from_ne_bytes(bytes.try_into().expect("8 bytes"));
+        if word(a) != word(b) {
+            return false;
+        }
+    }
+    let (a, b) = (a_words.remainder(), b_words.remainder());
+    (0..a.len()).all(|i| a[i] == b[i])
 }
 
 /// Declares the thread-local slot an export macro keeps the plugin in; not a
@@ -219,6 +240,12 @@ pub mod __private {
     }
 }
 
+/// The Rust snippets of the plugin author's guide, `sdk/README.md`, compiled
+/// as doc tests so that they keep compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeSnippets;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +254,20 @@ mod tests {
     fn sdk_version_is_the_wit_package_version() {
         let wit = include_str!("../../wit/types.wit");
         assert!(wit.contains(&format!("package hortator:plugin@{SDK_VERSION};")));
+    }
+
+    /// The guide's walkthrough shows the bin-packing example as it is.
+    #[test]
+    fn readme_shows_the_binpack_example() {
+        let readme = include_str!("../../README.md");
+        let example = include_str!("../../../examples/plugins/binpack/src/lib.rs");
+        let start = example.find("use hortator_sdk").unwrap();
+        let end = example.find("#[cfg(test)]").unwrap();
+        let code = example[start..end].trim_end();
+        assert!(
+            readme.contains(&format!("```rust\n{code}\n```")),
+            "sdk/README.md must show examples/plugins/binpack/src/lib.rs up to its tests"
+        );
     }
 
     #[test]
@@ -263,5 +304,27 @@ mod tests {
         let labels = [KeyValue::new("a", "1"), KeyValue::new("b", "2")];
         assert_eq!(lookup(&labels, "b"), Some("2"));
         assert_eq!(lookup(&labels, "c"), None);
+    }
+
+    #[test]
+    fn strings_compare() {
+        let words = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "topology.kubernetes.io/zone",
+            "topology.kubernetes.io/zonE",
+            "Topology.kubernetes.io/zone",
+            "topology.kubernetes.io/zon",
+            "12345678",
+            "12345679",
+            "123456789",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(str_eq(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 }

@@ -2,17 +2,25 @@
 //!
 //! The host streams node and pod changes into the plugin
 //! ([`Scheduler::update`]) and then asks for one node per pending pod
-//! ([`Scheduler::schedule`]). This module supplies a small scheduling
-//! framework in the style of kube-scheduler, so that a custom policy is a few
-//! lines:
+//! ([`Scheduler::schedule`]). As soon as `schedule` returns a node, the host
+//! reports the pod on it (`pod-assigned`: the pod is assumed, as in
+//! kube-scheduler), and takes it back (`pod-unassigned`) if the binding
+//! fails, so a plugin never accounts for its own decisions.
+//!
+//! This module supplies a scheduling framework in the style of
+//! kube-scheduler, so that a custom policy is a few lines:
 //!
 //! * [`NodeCache`] keeps the plugin's view of the cluster: one [`NodeInfo`]
 //!   per node with the pods on it, the sum of their requests and the host
-//!   ports they use.
+//!   ports they use, plus indexes of the pods per node by owner and by label
+//!   (for spreading); O(1) per event and per lookup by name.
 //! * [`Filter`]s rule nodes out, each with a reason; [`Score`]s rank the nodes
 //!   that are left, 0 to 100, combined by weight.
 //! * [`Framework`] holds the cache, the filters and the weighted scores, and
-//!   picks the best node; ties go to the node whose name sorts first unless
+//!   picks the best node. Like kube-scheduler it filters only until it has
+//!   found enough feasible nodes in large clusters
+//!   ([`Framework::percentage_of_nodes_to_score`]), starting where the
+//!   previous pod stopped. Ties go to the node whose name sorts first unless
 //!   configured otherwise ([`TieBreak`]).
 //! * [`plugins`] has the built-in filters and scores, which reproduce
 //!   kube-scheduler's basics; [`Framework::with_defaults`] uses them all.
@@ -53,15 +61,21 @@
 
 mod cache;
 mod framework;
+mod hash;
 pub mod plugins;
+mod spread;
 
 pub use cache::{NodeCache, NodeInfo};
-pub use framework::{Filter, Framework, Score, TieBreak};
+pub use framework::{
+    Filter, Framework, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND, MIN_FEASIBLE_NODES_TO_FIND, Score,
+    TieBreak,
+};
 
+pub use crate::KeyValue;
 pub use crate::bindings::scheduler::hortator::plugin::scheduler_types::{
     AssignedPod, ClusterEvent, HostPort, Node, NodeReason, NodeSelectorRequirement,
-    NodeSelectorTerm, Owner, Pod, Protocol, Resources, ScheduleResult, SelectorOperator, Taint,
-    TaintEffect, Toleration, TolerationOperator,
+    NodeSelectorTerm, Owner, Pod, PreferredTerm, Protocol, Resources, ScheduleResult,
+    SelectorOperator, Taint, TaintEffect, Toleration, TolerationOperator,
 };
 
 use serde_json::Value;
@@ -142,6 +156,13 @@ impl Pod {
     pub fn label(&self, key: &str) -> Option<&str> {
         crate::lookup(&self.labels, key)
     }
+
+    /// The pod's requests as kube-scheduler scores them: a pod that requests
+    /// no CPU counts 100 millicores, one that requests no memory 200 MiB
+    /// (the counterpart of [`NodeInfo::non_zero_requested`]).
+    pub fn non_zero_requests(&self) -> Resources {
+        cache::non_zero_requests(self)
+    }
 }
 
 impl Resources {
@@ -159,15 +180,20 @@ impl Toleration {
     /// effects match (or the toleration names none), the keys match (or the
     /// toleration's is empty), and with `equal` the values match.
     pub fn tolerates(&self, taint: &Taint) -> bool {
-        if self.effect.is_some_and(|effect| effect != taint.effect) {
+        self.tolerates_parts(&taint.key, &taint.value, taint.effect)
+    }
+
+    /// [`Toleration::tolerates`] for a taint given by its parts.
+    pub fn tolerates_parts(&self, key: &str, value: &str, effect: TaintEffect) -> bool {
+        if self.effect.is_some_and(|wanted| wanted != effect) {
             return false;
         }
-        if !self.key.is_empty() && self.key != taint.key {
+        if !self.key.is_empty() && self.key != key {
             return false;
         }
         match self.operator {
             TolerationOperator::Exists => true,
-            TolerationOperator::Equal => self.value == taint.value,
+            TolerationOperator::Equal => self.value == value,
         }
     }
 }

@@ -1,6 +1,10 @@
 //! Builders for the scheduler's unit tests.
 
-use super::{AssignedPod, ClusterEvent, HostPort, Node, Pod, Protocol, Resources};
+use super::{
+    AssignedPod, ClusterEvent, HostPort, KeyValue, Node, NodeSelectorRequirement, NodeSelectorTerm,
+    Owner, Pod, Protocol, Resources, SelectorOperator, Taint, TaintEffect, Toleration,
+    TolerationOperator,
+};
 
 /// A ready, schedulable node allowing 110 pods.
 pub(crate) fn node(name: &str, milli_cpu: u64, memory: u64) -> Node {
@@ -35,8 +39,10 @@ pub(crate) fn pod(name: &str, milli_cpu: u64, memory: u64) -> Pod {
         host_ports: Vec::new(),
         node_selector: Vec::new(),
         required_node_affinity: Vec::new(),
+        preferred_node_affinity: Vec::new(),
         tolerations: Vec::new(),
         owner: None,
+        spread_selectors: Vec::new(),
         priority: 0,
     }
 }
@@ -53,5 +59,61 @@ pub(crate) fn port(port: u16, host_ip: &str) -> HostPort {
         port,
         protocol: Protocol::Tcp,
         host_ip: host_ip.into(),
+    }
+}
+
+pub(crate) fn labels(pairs: &[(&str, &str)]) -> Vec<KeyValue> {
+    pairs.iter().map(|(k, v)| KeyValue::new(k, v)).collect()
+}
+
+pub(crate) fn taint(key: &str, value: &str, effect: TaintEffect) -> Taint {
+    Taint {
+        key: key.into(),
+        value: value.into(),
+        effect,
+    }
+}
+
+pub(crate) fn toleration(
+    key: &str,
+    operator: TolerationOperator,
+    value: &str,
+    effect: Option<TaintEffect>,
+) -> Toleration {
+    Toleration {
+        key: key.into(),
+        operator,
+        value: value.into(),
+        effect,
+    }
+}
+
+pub(crate) fn requirement(
+    key: &str,
+    operator: SelectorOperator,
+    values: &[&str],
+) -> NodeSelectorRequirement {
+    NodeSelectorRequirement {
+        key: key.into(),
+        operator,
+        values: values.iter().map(|v| (*v).to_owned()).collect(),
+    }
+}
+
+pub(crate) fn term(
+    expressions: Vec<NodeSelectorRequirement>,
+    fields: Vec<NodeSelectorRequirement>,
+) -> NodeSelectorTerm {
+    NodeSelectorTerm {
+        match_expressions: expressions,
+        match_fields: fields,
+    }
+}
+
+pub(crate) fn owner(uid: &str) -> Owner {
+    Owner {
+        kind: "ReplicaSet".into(),
+        name: uid.into(),
+        uid: uid.into(),
     }
 }
