@@ -2,61 +2,17 @@
 //! default-scheduler plugin, `hortator sim` nodes, and the real kubectl.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hortator_tests::{Cluster, build_example_plugin, hortator_bin, tail};
+use hortator_tests::{Cluster, Sim, build_example_plugin, eventually, tail};
 use serde_json::{Value, json};
-
-/// A running `hortator sim`, killed on drop.
-struct Sim(Child);
-
-impl Sim {
-    fn start(cluster: &Cluster, args: &[&str]) -> Sim {
-        let child = Command::new(hortator_bin())
-            .arg("sim")
-            .arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
-            .args(["--heartbeat", "0"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn hortator sim");
-        Sim(child)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn json_of(cluster: &Cluster, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.extend(["-o", "json"]);
-    serde_json::from_str(&cluster.kubectl_ok(&args)).expect("kubectl JSON")
-}
 
 fn items(list: &Value) -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()
 }
 
 fn ready_nodes(cluster: &Cluster) -> Vec<String> {
-    items(&json_of(cluster, &["get", "nodes"]))
+    items(&cluster.kubectl_json(&["get", "nodes"]))
         .iter()
         .filter(|n| {
             n["status"]["conditions"]
@@ -70,7 +26,7 @@ fn ready_nodes(cluster: &Cluster) -> Vec<String> {
 }
 
 fn wait_nodes(cluster: &Cluster, count: usize) -> Vec<String> {
-    wait_for("sim nodes", Duration::from_secs(60), || {
+    eventually("sim nodes", || {
         let nodes = ready_nodes(cluster);
         (nodes.len() == count).then_some(nodes)
     })
@@ -78,7 +34,7 @@ fn wait_nodes(cluster: &Cluster, count: usize) -> Vec<String> {
 
 /// Pod name → (phase, node).
 fn pods(cluster: &Cluster) -> BTreeMap<String, (String, String)> {
-    items(&json_of(cluster, &["get", "pods"]))
+    items(&cluster.kubectl_json(&["get", "pods"]))
         .iter()
         .map(|p| {
             (
@@ -94,15 +50,12 @@ fn pods(cluster: &Cluster) -> BTreeMap<String, (String, String)> {
 
 /// The messages of the events of `reason` about pod `name`.
 fn events(cluster: &Cluster, name: &str, reason: &str) -> Vec<Value> {
-    items(&json_of(
-        cluster,
-        &[
-            "get",
-            "events",
-            "--field-selector",
-            &format!("involvedObject.name={name},reason={reason}"),
-        ],
-    ))
+    items(&cluster.kubectl_json(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={name},reason={reason}"),
+    ]))
 }
 
 fn create(cluster: &Cluster, object: &Value) {
@@ -135,28 +88,20 @@ fn merge(target: &mut Value, patch: Value) {
 }
 
 fn node_of(cluster: &Cluster, name: &str) -> String {
-    wait_for(
-        &format!("pod {name} to be bound"),
-        Duration::from_secs(60),
-        || {
-            pods(cluster)
-                .get(name)
-                .map(|(_, node)| node.clone())
-                .filter(|n| !n.is_empty())
-        },
-    )
+    eventually(&format!("pod {name} to be bound"), || {
+        pods(cluster)
+            .get(name)
+            .map(|(_, node)| node.clone())
+            .filter(|n| !n.is_empty())
+    })
 }
 
 fn failed_scheduling(cluster: &Cluster, name: &str) -> String {
-    wait_for(
-        &format!("a FailedScheduling event for {name}"),
-        Duration::from_secs(60),
-        || {
-            events(cluster, name, "FailedScheduling")
-                .first()
-                .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-        },
-    )
+    eventually(&format!("a FailedScheduling event for {name}"), || {
+        events(cluster, name, "FailedScheduling")
+            .first()
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+    })
 }
 
 /// The seed's case: three `hostPort: 80` pods on two nodes. Two run, the
@@ -176,7 +121,7 @@ fn seed_host_ports_leave_the_third_pod_pending() {
         assert!(text.contains(&format!("httpd-{i}")), "{text}");
         cluster.kubectl_ok_stdin(&["create", "-f", "-"], Some(&text));
     }
-    let (running, pending) = wait_for("2 Running, 1 Pending", Duration::from_secs(60), || {
+    let (running, pending) = eventually("2 Running, 1 Pending", || {
         let pods = pods(&cluster);
         let running: Vec<_> = pods
             .iter()
@@ -201,7 +146,7 @@ fn seed_host_ports_leave_the_third_pod_pending() {
     let describe = cluster.kubectl_ok(&["describe", "pod", &pending[0]]);
     assert!(describe.contains("FailedScheduling"), "{describe}");
     assert!(describe.contains("didn't have free ports"), "{describe}");
-    let condition = json_of(&cluster, &["get", "pod", &pending[0]])["status"]["conditions"]
+    let condition = cluster.kubectl_json(&["get", "pod", &pending[0]])["status"]["conditions"]
         .as_array()
         .unwrap()
         .iter()
@@ -339,7 +284,7 @@ fn replicas_and_service_pods_spread_across_nodes() {
             "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
     });
     create(&cluster, &rc);
-    let uid = json_of(&cluster, &["get", "rc", "web"])["metadata"]["uid"]
+    let uid = cluster.kubectl_json(&["get", "rc", "web"])["metadata"]["uid"]
         .as_str()
         .unwrap()
         .to_string();
@@ -400,7 +345,7 @@ fn cpu_millis(q: &str) -> u64 {
 /// Requested CPU per node, in millicores.
 fn allocated(cluster: &Cluster) -> BTreeMap<String, u64> {
     let mut used = BTreeMap::new();
-    for p in items(&json_of(cluster, &["get", "pods"])) {
+    for p in items(&cluster.kubectl_json(&["get", "pods"])) {
         let Some(node) = p["spec"]["nodeName"].as_str() else {
             continue;
         };

@@ -2,105 +2,11 @@
 //! kubectl — nodes Ready with their capacity, pods Running without containers and finally
 //! deleted, leases renewed, re-running idempotent, bad flags one-line errors.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hortator_tests::{Cluster, hortator_bin, tail};
+use hortator_tests::{Cluster, Sim, eventually, hortator_bin};
 use serde_json::Value;
-
-/// A running `hortator sim`, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Sim {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
-
-impl Sim {
-    fn start(c: &Cluster, args: &[&str]) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(hortator_bin())
-            .args(["sim", "--kubeconfig"])
-            .arg(&c.kubeconfig)
-            .args(args)
-            .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-            .spawn()
-            .expect("spawn hortator sim");
-        let sim = Sim {
-            child: Some(child),
-            dir,
-        };
-        sim.wait_registered();
-        sim
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(self.file("stdout")).unwrap_or_default()
-    }
-
-    fn log(&self) -> String {
-        tail(
-            &std::fs::read_to_string(self.file("stderr")).unwrap_or_default(),
-            30,
-        )
-    }
-
-    /// Wait for the one line printed once the nodes are registered.
-    fn wait_registered(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if self.output().contains("registered") {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("hortator sim registered nothing; log:\n{}", self.log());
-    }
-
-    /// SIGTERM and wait; SIGKILL after 20 s.
-    fn stop(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        child.wait().ok()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn json(c: &Cluster, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.extend(["-o", "json"]);
-    serde_json::from_str(&c.kubectl_ok(&args)).expect("kubectl JSON")
-}
-
-/// Poll `f` until it returns Some, for up to 30 s.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn condition<'a>(object: &'a Value, ty: &str) -> Option<&'a str> {
     object["status"]["conditions"]
@@ -113,7 +19,7 @@ fn condition<'a>(object: &'a Value, ty: &str) -> Option<&'a str> {
 /// The sim nodes, once `n` of them are Ready with `cpu` CPUs.
 fn ready_nodes(c: &Cluster, n: usize, cpu: &str) -> Vec<Value> {
     eventually(&format!("{n} Ready sim nodes with {cpu} CPUs"), || {
-        let list = json(c, &["get", "nodes", "-l", "type=hortator-sim"]);
+        let list = c.kubectl_json(&["get", "nodes", "-l", "type=hortator-sim"]);
         let items = list["items"].as_array()?.clone();
         (items.len() == n
             && items.iter().all(|node| {
@@ -142,7 +48,7 @@ fn pod_manifest(name: &str, node: &str) -> String {
 /// The pod, once it is Running with ready containers.
 fn running_pod(c: &Cluster, name: &str) -> Value {
     eventually(&format!("pod {name} Running"), || {
-        let pod = json(c, &["get", "pod", name]);
+        let pod = c.kubectl_json(&["get", "pod", name]);
         let statuses = pod["status"]["containerStatuses"].as_array()?;
         (pod["status"]["phase"] == "Running"
             && statuses.len() == 2
@@ -251,7 +157,7 @@ fn nodes_run_pods_and_renew_leases() {
     assert!(err.contains("NotFound"), "{err}");
 
     // Leases exist and are renewed.
-    let leases = json(&c, &["get", "leases", "-n", "kube-node-lease"]);
+    let leases = c.kubectl_json(&["get", "leases", "-n", "kube-node-lease"]);
     let leases = leases["items"].as_array().unwrap();
     assert_eq!(leases.len(), 3, "{leases:?}");
     let lease = leases
@@ -263,7 +169,7 @@ fn nodes_run_pods_and_renew_leases() {
     assert_eq!(lease["metadata"]["ownerReferences"][0]["kind"], "Node");
     let renewed = lease["spec"]["renewTime"].clone();
     eventually("a lease renewal", || {
-        let lease = json(&c, &["get", "lease", "-n", "kube-node-lease", "sim-0001"]);
+        let lease = c.kubectl_json(&["get", "lease", "-n", "kube-node-lease", "sim-0001"]);
         (lease["spec"]["renewTime"] != renewed).then_some(())
     });
 
@@ -293,9 +199,12 @@ fn nodes_run_pods_and_renew_leases() {
         "{p3}"
     );
     // p2 kept its address across the restart.
-    assert_eq!(json(&c, &["get", "pod", "p2"])["status"]["podIP"], p2_ip);
     assert_eq!(
-        json(&c, &["get", "nodes"])["items"]
+        c.kubectl_json(&["get", "pod", "p2"])["status"]["podIP"],
+        p2_ip
+    );
+    assert_eq!(
+        c.kubectl_json(&["get", "nodes"])["items"]
             .as_array()
             .unwrap()
             .len(),

@@ -113,7 +113,11 @@ impl Cluster {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if self.kubeconfig.exists() && std::net::TcpStream::connect(&self.addr).is_ok() {
+            // A restarted cluster finds its previous kubeconfig: wait for the one
+            // naming this server.
+            let written = std::fs::read_to_string(&self.kubeconfig)
+                .is_ok_and(|text| text.contains(&self.url));
+            if written && std::net::TcpStream::connect(&self.addr).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -159,6 +163,13 @@ impl Cluster {
         child.wait_with_output().expect("kubectl output")
     }
 
+    /// Run kubectl with `-o json`, assert success, return the parsed output.
+    pub fn kubectl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.extend(["-o", "json"]);
+        serde_json::from_str(&self.kubectl_ok(&args)).expect("kubectl JSON")
+    }
+
     /// Run kubectl, assert success, return stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         self.kubectl_ok_stdin(args, None)
@@ -200,18 +211,7 @@ impl Cluster {
 
     /// Stop with SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        child.wait().ok()
+        terminate(self.child.take()?)
     }
 
     /// Stop and hand back the data directory, to restart on the same store.
@@ -273,4 +273,91 @@ pub fn build_example_plugin(dir: &str) -> PathBuf {
         "wasm32-wasip2/release/{}.wasm",
         dir.replace('-', "_")
     ))
+}
+
+/// SIGTERM `child` and wait; SIGKILL after 20 s. Returns the exit status.
+fn terminate(mut child: Child) -> Option<std::process::ExitStatus> {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait().ok()
+}
+
+/// Poll `check` until it returns `Some`, for up to 60 s.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running `hortator sim` against a cluster, stopped (SIGTERM, then
+/// SIGKILL) when dropped.
+pub struct Sim {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Sim {
+    /// Start `hortator sim ARGS` and wait until its nodes are registered.
+    pub fn start(cluster: &Cluster, args: &[&str]) -> Sim {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let child = Command::new(hortator_bin())
+            .args(["sim", "--kubeconfig"])
+            .arg(&cluster.kubeconfig)
+            .args(args)
+            .stdout(std::fs::File::create(dir.path().join("stdout")).expect("stdout file"))
+            .stderr(std::fs::File::create(dir.path().join("stderr")).expect("stderr file"))
+            .spawn()
+            .expect("spawn hortator sim");
+        let sim = Sim {
+            child: Some(child),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !sim.output().contains("registered") {
+            assert!(
+                Instant::now() < deadline,
+                "hortator sim registered nothing; log:\n{}",
+                sim.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sim
+    }
+
+    /// What it printed on stdout.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// The last lines of its log.
+    pub fn log(&self) -> String {
+        tail(
+            &std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default(),
+            30,
+        )
+    }
+
+    /// Stop with SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        terminate(self.child.take()?)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -131,6 +131,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    block_on(hortator::up::run(config))
+}
+
+/// Run `future` to completion on a new Tokio runtime; an error is one line.
+fn block_on<E: std::fmt::Display>(future: impl Future<Output = Result<(), E>>) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -138,7 +143,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(hortator::up::run(config)) {
+    match runtime.block_on(future) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -166,14 +171,7 @@ fn sim(args: SimArgs) -> ExitCode {
         eprintln!("error: --{}: {}", e.field, e.message);
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    block_on(async {
         let client = hortator_sim::client(kubeconfig.as_deref()).await?;
         let sim = hortator_sim::Simulator::register(client, config).await?;
         let nodes = sim.nodes();
@@ -186,14 +184,7 @@ fn sim(args: SimArgs) -> ExitCode {
         );
         sim.run(shutdown_signal()).await;
         Ok::<_, hortator_sim::Error>(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn shutdown_signal() {

@@ -189,7 +189,7 @@ fn refused_plugins_say_why() {
         chaos_bytes(&rt, &truncated),
         Err(LoadError::Compile { .. })
     ));
-    let wrong_world = chaos_bytes(&rt, &bytes("test_scheduler"))
+    let wrong_world = chaos_bytes(&rt, &bytes("default_scheduler"))
         .err()
         .expect("refused")
         .to_string();
@@ -387,7 +387,7 @@ fn a_broken_new_module_leaves_the_old_one_active() {
     for broken in [
         b"garbage".to_vec(),
         bytes("test_future_sdk"),
-        bytes("test_scheduler"),
+        bytes("default_scheduler"),
     ] {
         assert!(matches!(
             manager.swap("admission/gate", &broken, "broken"),
@@ -467,9 +467,9 @@ fn scheduler_world() {
     let rt = runtime();
     let plugin = hortator_plugin_runtime::scheduling::SchedulerPlugin::load(
         &rt,
-        settings("scheduler", "test_scheduler", "{}"),
+        settings("scheduler", "default_scheduler", "{}"),
         "t".into(),
-        &bytes("test_scheduler"),
+        &bytes("default_scheduler"),
     )
     .unwrap();
     let node = |name: &str, cpu: u64| Node {

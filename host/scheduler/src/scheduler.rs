@@ -44,16 +44,6 @@ enum Input {
     },
 }
 
-/// Where the watchers send their events.
-#[derive(Clone)]
-struct Inputs(Sender<Input>);
-
-impl Inputs {
-    fn send(&self, input: Input) -> bool {
-        self.0.send(input).is_ok()
-    }
-}
-
 /// Start the watchers and the scheduling thread. Runs until `stop` is set
 /// or the runtime shuts down.
 pub(crate) fn start(
@@ -63,7 +53,7 @@ pub(crate) fn start(
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (sender, receiver) = std::sync::mpsc::channel();
-    let inputs = Inputs(sender);
+    let inputs = sender;
     watch::<KubeNode>(&client, inputs.clone(), Input::Node);
     watch::<Pod>(&client, inputs.clone(), Input::Pod);
     watch::<Service>(&client, inputs.clone(), Input::Service);
@@ -93,7 +83,7 @@ pub(crate) fn start(
 }
 
 /// Forward every event of one resource to the scheduling thread.
-fn watch<K>(client: &kube::Client, inputs: Inputs, wrap: fn(Event<K>) -> Input)
+fn watch<K>(client: &kube::Client, inputs: Sender<Input>, wrap: fn(Event<K>) -> Input)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -110,7 +100,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
-                    if !inputs.send(wrap(event)) {
+                    if inputs.send(wrap(event)).is_err() {
                         return;
                     }
                 }
@@ -155,7 +145,7 @@ struct Loop {
     plugins: Arc<PluginManager>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
-    inputs: Inputs,
+    inputs: Sender<Input>,
     binds: Arc<Semaphore>,
     cluster: Cluster,
     queue: Queue,
@@ -670,7 +660,7 @@ impl Loop {
                     });
                 }
                 Err(error) => {
-                    inputs.send(Input::BindFailed { uid, node, error });
+                    let _ = inputs.send(Input::BindFailed { uid, node, error });
                 }
             }
         });

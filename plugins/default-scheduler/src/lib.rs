@@ -87,66 +87,22 @@ hortator_sdk::export_scheduler!(DefaultScheduler);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hortator_sdk::scheduler::{
-        AssignedPod, ClusterEvent, Node, Pod, Resources, ScheduleResult,
-    };
+    use hortator_sdk::scheduler::{ClusterEvent, Node, Pod, ScheduleResult};
     use hortator_sdk::serde_json::json;
-
-    fn node(name: &str) -> Node {
-        Node {
-            name: name.into(),
-            labels: Vec::new(),
-            allocatable: Resources {
-                milli_cpu: 4000,
-                memory: 8 << 30,
-                ephemeral_storage: 100 << 30,
-                pods: 110,
-            },
-            taints: Vec::new(),
-            unschedulable: false,
-            ready: true,
-        }
-    }
-
-    fn pod(name: &str, milli_cpu: u64) -> Pod {
-        Pod {
-            uid: format!("{name}-uid"),
-            namespace: "default".into(),
-            name: name.into(),
-            labels: Vec::new(),
-            requests: Resources {
-                milli_cpu,
-                memory: 0,
-                ephemeral_storage: 0,
-                pods: 1,
-            },
-            host_ports: Vec::new(),
-            node_selector: Vec::new(),
-            required_node_affinity: Vec::new(),
-            preferred_node_affinity: Vec::new(),
-            tolerations: Vec::new(),
-            owner: None,
-            spread_selectors: Vec::new(),
-            priority: 0,
-        }
-    }
 
     #[test]
     fn spreads_load_and_explains_failures() {
         let mut scheduler = DefaultScheduler::init(json!({})).unwrap();
         scheduler.update(vec![
-            ClusterEvent::NodeAdded(node("a")),
-            ClusterEvent::NodeAdded(node("b")),
-            ClusterEvent::PodAssigned(AssignedPod {
-                pod: pod("busy", 2000),
-                node_name: "a".into(),
-            }),
+            ClusterEvent::NodeAdded(Node::new("a", 4000, 8 << 30)),
+            ClusterEvent::NodeAdded(Node::new("b", 4000, 8 << 30)),
+            ClusterEvent::assigned(Pod::new("busy", 2000, 0), "a"),
         ]);
         assert_eq!(
-            scheduler.schedule(&pod("p", 500)),
+            scheduler.schedule(&Pod::new("p", 500, 0)),
             ScheduleResult::Node("b".into())
         );
-        match scheduler.schedule(&pod("huge", 5000)) {
+        match scheduler.schedule(&Pod::new("huge", 5000, 0)) {
             ScheduleResult::Unschedulable(reasons) => {
                 assert_eq!(reasons.len(), 2);
                 assert!(reasons.iter().all(|r| r.reason == "Insufficient cpu"));

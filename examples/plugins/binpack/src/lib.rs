@@ -82,62 +82,14 @@ hortator_sdk::export_scheduler!(Binpack);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hortator_sdk::scheduler::{
-        AssignedPod, ClusterEvent, Node, Owner, Resources, ScheduleResult,
-    };
+    use hortator_sdk::scheduler::{ClusterEvent, Node, Owner, ScheduleResult};
     use hortator_sdk::serde_json::json;
 
     const GI: u64 = 1 << 30;
 
-    fn node(name: &str, milli_cpu: u64, memory: u64) -> Node {
-        Node {
-            name: name.into(),
-            labels: Vec::new(),
-            allocatable: Resources {
-                milli_cpu,
-                memory,
-                ephemeral_storage: 100 * GI,
-                pods: 110,
-            },
-            taints: Vec::new(),
-            unschedulable: false,
-            ready: true,
-        }
-    }
-
-    fn pod(name: &str, milli_cpu: u64, memory: u64) -> Pod {
-        Pod {
-            uid: format!("{name}-uid"),
-            namespace: "default".into(),
-            name: name.into(),
-            labels: Vec::new(),
-            requests: Resources {
-                milli_cpu,
-                memory,
-                ephemeral_storage: 0,
-                pods: 1,
-            },
-            host_ports: Vec::new(),
-            node_selector: Vec::new(),
-            required_node_affinity: Vec::new(),
-            preferred_node_affinity: Vec::new(),
-            tolerations: Vec::new(),
-            owner: None,
-            spread_selectors: Vec::new(),
-            priority: 0,
-        }
-    }
-
-    fn bound(pod: Pod, node_name: &str) -> ClusterEvent {
-        ClusterEvent::PodAssigned(AssignedPod {
-            pod,
-            node_name: node_name.into(),
-        })
-    }
-
     fn with_pod(n: Node, used_cpu: u64, used_memory: u64) -> NodeInfo {
         let mut info = NodeInfo::new(n);
-        info.add_pod(pod("used", used_cpu, used_memory));
+        info.add_pod(Pod::new("used", used_cpu, used_memory));
         info
     }
 
@@ -146,20 +98,32 @@ mod tests {
         // (pod cpu, pod memory, node, expected score)
         let cases = [
             // cpu 1000/4000 = 25, memory 1/4 = 25
-            ((1000, GI), NodeInfo::new(node("n", 4000, 4 * GI)), 25),
+            ((1000, GI), NodeInfo::new(Node::new("n", 4000, 4 * GI)), 25),
             // cpu (2000+1000)/4000 = 75, memory (1+1)/4 = 50
-            ((1000, GI), with_pod(node("n", 4000, 4 * GI), 2000, GI), 62),
+            (
+                (1000, GI),
+                with_pod(Node::new("n", 4000, 4 * GI), 2000, GI),
+                62,
+            ),
             // A pod requesting nothing counts 100m and 200Mi: 2 and 4.
-            ((0, 0), NodeInfo::new(node("n", 4000, 5 * GI)), (2 + 3) / 2),
+            (
+                (0, 0),
+                NodeInfo::new(Node::new("n", 4000, 5 * GI)),
+                (2 + 3) / 2,
+            ),
             // Capped at the capacity.
-            ((8000, 8 * GI), NodeInfo::new(node("n", 4000, 4 * GI)), 100),
+            (
+                (8000, 8 * GI),
+                NodeInfo::new(Node::new("n", 4000, 4 * GI)),
+                100,
+            ),
             // A resource the node has none of does not count.
-            ((1000, 0), NodeInfo::new(node("n", 4000, 0)), 25),
-            ((1, 1), NodeInfo::new(node("n", 0, 0)), 0),
+            ((1000, 0), NodeInfo::new(Node::new("n", 4000, 0)), 25),
+            ((1, 1), NodeInfo::new(Node::new("n", 0, 0)), 0),
         ];
         for ((cpu, memory), n, expected) in cases {
             assert_eq!(
-                MostAllocated.score(&pod("p", cpu, memory), &n),
+                MostAllocated.score(&Pod::new("p", cpu, memory), &n),
                 expected,
                 "{cpu}m {memory}B on {:?}",
                 n.node().allocatable
@@ -179,10 +143,10 @@ mod tests {
     fn place_replicas(config: Value) -> Vec<String> {
         let mut binpack = Binpack::init(config).unwrap();
         binpack.update(vec![
-            ClusterEvent::NodeAdded(node("a", 4000, 8 * GI)),
-            ClusterEvent::NodeAdded(node("b", 4000, 8 * GI)),
-            ClusterEvent::NodeAdded(node("c", 4000, 8 * GI)),
-            bound(pod("busy", 2000, 4 * GI), "b"),
+            ClusterEvent::NodeAdded(Node::new("a", 4000, 8 * GI)),
+            ClusterEvent::NodeAdded(Node::new("b", 4000, 8 * GI)),
+            ClusterEvent::NodeAdded(Node::new("c", 4000, 8 * GI)),
+            ClusterEvent::assigned(Pod::new("busy", 2000, 4 * GI), "b"),
         ]);
         let owner = Owner {
             kind: "ReplicaSet".into(),
@@ -191,10 +155,10 @@ mod tests {
         };
         (0..6)
             .map(|i| {
-                let mut replica = pod(&format!("web-{i}"), 500, GI);
+                let mut replica = Pod::new(&format!("web-{i}"), 500, GI);
                 replica.owner = Some(owner.clone());
                 let name = chosen(binpack.schedule(&replica));
-                binpack.update(vec![bound(replica, &name)]);
+                binpack.update(vec![ClusterEvent::assigned(replica, &name)]);
                 name
             })
             .collect()
@@ -224,10 +188,10 @@ mod tests {
         );
         let mut spread = Binpack::init(json!({"weights": {"most-allocated": -1}})).unwrap();
         spread.update(vec![
-            ClusterEvent::NodeAdded(node("a", 4000, 8 * GI)),
-            ClusterEvent::NodeAdded(node("b", 4000, 8 * GI)),
-            bound(pod("busy", 2000, 4 * GI), "a"),
+            ClusterEvent::NodeAdded(Node::new("a", 4000, 8 * GI)),
+            ClusterEvent::NodeAdded(Node::new("b", 4000, 8 * GI)),
+            ClusterEvent::assigned(Pod::new("busy", 2000, 4 * GI), "a"),
         ]);
-        assert_eq!(chosen(spread.schedule(&pod("p", 500, GI))), "b");
+        assert_eq!(chosen(spread.schedule(&Pod::new("p", 500, GI))), "b");
     }
 }

@@ -145,6 +145,25 @@ macro_rules! export_scheduler {
 }
 
 impl Node {
+    /// A ready, schedulable node with `milli_cpu` millicores and `memory`
+    /// bytes allocatable, room for 110 pods and 100 GiB of ephemeral storage,
+    /// no labels and no taints: a starting point for tests.
+    pub fn new(name: &str, milli_cpu: u64, memory: u64) -> Node {
+        Node {
+            name: name.into(),
+            labels: Vec::new(),
+            allocatable: Resources {
+                milli_cpu,
+                memory,
+                ephemeral_storage: 100 << 30,
+                pods: 110,
+            },
+            taints: Vec::new(),
+            unschedulable: false,
+            ready: true,
+        }
+    }
+
     /// The value of one of the node's labels.
     pub fn label(&self, key: &str) -> Option<&str> {
         crate::lookup(&self.labels, key)
@@ -152,6 +171,32 @@ impl Node {
 }
 
 impl Pod {
+    /// A pod in namespace `default` with uid `<name>-uid` requesting
+    /// `milli_cpu` millicores and `memory` bytes, and nothing else: a starting
+    /// point for tests.
+    pub fn new(name: &str, milli_cpu: u64, memory: u64) -> Pod {
+        Pod {
+            uid: format!("{name}-uid"),
+            namespace: "default".into(),
+            name: name.into(),
+            labels: Vec::new(),
+            requests: Resources {
+                milli_cpu,
+                memory,
+                ephemeral_storage: 0,
+                pods: 1,
+            },
+            host_ports: Vec::new(),
+            node_selector: Vec::new(),
+            required_node_affinity: Vec::new(),
+            preferred_node_affinity: Vec::new(),
+            tolerations: Vec::new(),
+            owner: None,
+            spread_selectors: Vec::new(),
+            priority: 0,
+        }
+    }
+
     /// The value of one of the pod's labels.
     pub fn label(&self, key: &str) -> Option<&str> {
         crate::lookup(&self.labels, key)
@@ -162,6 +207,16 @@ impl Pod {
     /// (the counterpart of [`NodeInfo::non_zero_requested`]).
     pub fn non_zero_requests(&self) -> Resources {
         cache::non_zero_requests(self)
+    }
+}
+
+impl ClusterEvent {
+    /// `pod-assigned`: `pod` now occupies `node_name`.
+    pub fn assigned(pod: Pod, node_name: &str) -> ClusterEvent {
+        ClusterEvent::PodAssigned(AssignedPod {
+            pod,
+            node_name: node_name.into(),
+        })
     }
 }
 
