@@ -365,9 +365,9 @@ fn hortctl_swap_under_traffic_fails_no_request() {
         gate["lastError"].as_str().unwrap().contains("0.2.0"),
         "{gate}"
     );
-    let missing = cluster.hortctl(&["plugin", "swap", "network-driver", &chaos]);
+    let missing = cluster.hortctl(&["plugin", "swap", "build-strategy/none", &chaos]);
     assert!(
-        stderr(&missing).contains("no plugin point \"network-driver\" is configured"),
+        stderr(&missing).contains("no plugin point \"build-strategy/none\" is configured"),
         "{}",
         stderr(&missing)
     );

@@ -60,6 +60,7 @@ fn main() {
 
 fn check_artifacts(dir: &Path) {
     for name in [
+        "bridge",
         "default_scheduler",
         "namespace_lifecycle",
         "limit_ranger",

@@ -66,6 +66,138 @@ pub struct Cluster {
     pub url: String,
     /// The listen address.
     pub addr: String,
+    /// The command-line arguments after `--listen`, kept for a restart.
+    args: Vec<String>,
+    /// The node agent's identity, when the cluster runs one.
+    pub agent: Option<AgentSpec>,
+}
+
+/// What makes one test cluster's node agent distinct from another's on this machine: node
+/// name, bridge and pod range.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// Node name.
+    pub node: String,
+    /// The bridge the built-in driver creates.
+    pub bridge: String,
+    /// The cluster's pod range.
+    pub cluster_cidr: String,
+}
+
+impl AgentSpec {
+    /// A fresh identity: unique within this test process, and unlikely to meet another's.
+    pub fn next() -> AgentSpec {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = 100 + (std::process::id() * 7 + n) % 150;
+        AgentSpec {
+            node: format!("agent-{id}"),
+            bridge: format!("htest{id}"),
+            cluster_cidr: format!("10.{id}.0.0/16"),
+        }
+    }
+
+    /// The hortator.toml sections that give the agent this identity.
+    pub fn config(&self) -> String {
+        format!(
+            "[agent]\ncluster-cidr = \"{cidr}\"\n\n[plugins.network-driver]\nmodule = \"builtin:bridge\"\nconfig = {{ bridge = \"{bridge}\", cluster-cidr = \"{cidr}\" }}\n",
+            cidr = self.cluster_cidr,
+            bridge = self.bridge
+        )
+    }
+
+    /// Remove what the agent leaves behind by design when it stops: its pods' containers
+    /// (a restarted agent would adopt them), its bridge and its iptables rules.
+    pub fn clean_up(&self) {
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter"])
+            .arg(format!("label=io.hortator.node={}", self.node))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new(hortator_bin())
+            .args(["agent", "--cleanup", "--node-name", &self.node])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The test image: Debian's static busybox with its applets, imported into Docker as
+/// `hortator-test/busybox:1` (built once per machine; no registry is needed).
+pub fn busybox_image() -> &'static str {
+    const IMAGE: &str = "hortator-test/busybox:1";
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let present = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if present {
+            return;
+        }
+        let root = tempfile::tempdir().expect("tempdir");
+        for dir in ["bin", "tmp", "etc", "www"] {
+            std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
+        }
+        std::fs::copy("/bin/busybox", root.path().join("bin/busybox"))
+            .expect("busybox-static must be installed (/bin/busybox)");
+        let list = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", root.path().join("bin").join(applet));
+            }
+        }
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        )
+        .expect("passwd");
+        let tar = root.path().with_extension("tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(root.path())
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(status.success(), "tar failed");
+        let status = Command::new("docker")
+            .args([
+                "import",
+                "--change",
+                "CMD [\"/bin/sh\"]",
+                "--change",
+                "ENV PATH=/bin",
+            ])
+            .arg(&tar)
+            .arg(IMAGE)
+            .stdout(Stdio::null())
+            .status()
+            .expect("docker import");
+        let _ = std::fs::remove_file(&tar);
+        assert!(
+            status.success(),
+            "docker import of the busybox image failed"
+        );
+    });
+    IMAGE
 }
 
 impl Cluster {
@@ -82,19 +214,116 @@ impl Cluster {
         Self::launch(dir, &["--config".into(), path.display().to_string()])
     }
 
+    /// Start `hortator up` with `config` as its hortator.toml and more arguments.
+    pub fn start_with_config_and_args(config: &str, args: &[&str]) -> Cluster {
+        let dir = data_dir();
+        let path = dir.path().join("hortator.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut all = vec!["--config".to_string(), path.display().to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        Self::launch(dir, &all)
+    }
+
     /// Start `hortator up` in `dir` (reusing its store) and wait until it is ready.
     pub fn start_in(dir: tempfile::TempDir) -> Cluster {
         Self::launch(dir, &[])
     }
 
+    /// Start `hortator up` with its node agent on the local Docker engine (node address
+    /// 127.0.0.1), with an identity of its own; waits until the node is Ready.
+    pub fn start_with_agent() -> Cluster {
+        let agent = AgentSpec::next();
+        agent.clean_up();
+        let dir = data_dir();
+        let path = dir.path().join("hortator.toml");
+        std::fs::write(&path, agent.config()).expect("write config");
+        let args = [
+            "--config".to_string(),
+            path.display().to_string(),
+            "--node-name".to_string(),
+            agent.node.clone(),
+            "--node-ip".to_string(),
+            "127.0.0.1".to_string(),
+        ];
+        let mut cluster = Self::launch(dir, &args);
+        cluster.agent = Some(agent);
+        cluster.wait_node_ready();
+        cluster
+    }
+
+    /// Stop (SIGTERM) and start again on the same data directory and arguments.
+    pub fn restart(mut self) -> Cluster {
+        self.stop();
+        self.relaunch()
+    }
+
+    /// Kill the server with SIGKILL (no shutdown at all), then start it again on the same
+    /// data directory and arguments.
+    pub fn kill_and_restart(mut self) -> Cluster {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.relaunch()
+    }
+
+    fn relaunch(mut self) -> Cluster {
+        let dir = std::mem::replace(&mut self.dir, data_dir());
+        let args = std::mem::take(&mut self.args);
+        let agent = self.agent.take();
+        let mut cluster = Self::launch(dir, &args);
+        cluster.agent = agent;
+        if cluster.agent.is_some() {
+            cluster.wait_node_ready();
+        }
+        cluster
+    }
+
+    fn wait_node_ready(&self) {
+        let node = self
+            .agent
+            .as_ref()
+            .map(|a| a.node.clone())
+            .unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.kubectl(&[
+                "get",
+                "node",
+                &node,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ]);
+            if String::from_utf8_lossy(&out.stdout).trim() == "True" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} did not become Ready; log:\n{}",
+                tail(&self.log(), 30)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Start `hortator up` with `extra` arguments; without `--node-name` no agent runs.
     fn launch(dir: tempfile::TempDir, extra: &[String]) -> Cluster {
         let addr = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(dir.path().join("hortator.log")).expect("log file");
-        let child = Command::new(hortator_bin())
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("hortator.log"))
+            .expect("log file");
+        let mut command = Command::new(hortator_bin());
+        command
             .args(["up", "--data-dir"])
             .arg(dir.path())
             .args(["--listen", &addr])
-            .args(extra)
+            .args(extra);
+        if !extra.iter().any(|a| a == "--node-name") {
+            command.arg("--no-agent");
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -105,6 +334,8 @@ impl Cluster {
             url: format!("http://{addr}"),
             addr,
             dir,
+            args: extra.to_vec(),
+            agent: None,
         };
         cluster.wait_ready();
         cluster
@@ -237,6 +468,9 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
+        if let Some(agent) = &self.agent {
+            agent.clean_up();
+        }
     }
 }
 
@@ -299,6 +533,58 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running `hortator agent` against a cluster, stopped (SIGTERM, then SIGKILL) when
+/// dropped. Its pods' containers stay (as a kubelet's do); [`AgentSpec::clean_up`] removes them.
+pub struct Agent {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Start `hortator agent` for node `spec` on 127.0.0.1, its endpoint on `port`.
+    pub fn start(cluster: &Cluster, spec: &AgentSpec, port: u16) -> Agent {
+        let dir = data_dir();
+        let config = dir.path().join("hortator.toml");
+        std::fs::write(&config, spec.config()).expect("write config");
+        let child = Command::new(hortator_bin())
+            .args(["agent", "--server", &cluster.url, "--node-name", &spec.node])
+            .args([
+                "--node-ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("agent.log")).expect("log file"))
+            .spawn()
+            .expect("spawn hortator agent");
+        Agent {
+            child: Some(child),
+            dir,
+        }
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Stop with SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        terminate(self.child.take()?)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -9,6 +9,7 @@ mod codec;
 mod discovery;
 mod error;
 mod handlers;
+mod nodes;
 mod objects;
 mod plugins;
 mod request;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -27,6 +28,7 @@ use hortator_plugin_runtime::PluginManager;
 use hortator_store::Store;
 
 pub use error::ApiError;
+pub use nodes::NodeEndpoints;
 pub use plugins::{StoreReader, record_plugin_events};
 pub use state::{ApiServerConfig, SYSTEM_NAMESPACES, StartError};
 
@@ -62,6 +64,11 @@ impl ApiServer {
             ctx,
             shutdown: Arc::new(shutdown),
         })
+    }
+
+    /// The directory of node agents reached in process for `pods/log` and `pods/exec`.
+    pub fn node_endpoints(&self) -> NodeEndpoints {
+        self.ctx.nodes.clone()
     }
 
     /// Begin shutting down: open watches end so that in-flight requests can drain.
@@ -133,33 +140,44 @@ async fn openapi_v3(Path(path): Path<String>) -> Response {
 }
 
 /// Everything under `/api` (core group) and `/apis` (named groups).
-async fn resource_api(
-    State(ctx): State<Arc<Ctx>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn resource_api(State(ctx): State<Arc<Ctx>>, request: Request) -> Response {
+    let uri = request.uri().clone();
     let full = uri.path();
     let (core, path) = match full.strip_prefix("/apis") {
         Some(rest) => (false, rest),
         None => (true, full.strip_prefix("/api").unwrap_or(full)),
     };
-    dispatch(ctx, core, path, method, &uri, headers, body)
+    let route = match request::parse(core, path) {
+        Ok(route) => route,
+        Err(e) => return e.into_response(),
+    };
+    // Logs and exec stream from the node; the request goes on whole (upgrade included).
+    if let Route::Resource(target) = &route
+        && nodes::serves(target)
+    {
+        return nodes::forward(&ctx, target, request)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let body = match Bytes::from_request(request, &ctx).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    dispatch(ctx, route, method, &uri, headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn dispatch(
     ctx: Arc<Ctx>,
-    core: bool,
-    path: &str,
+    route: Route,
     method: Method,
     uri: &Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let route = request::parse(core, path)?;
     let target = match route {
         Route::Root { core: true } => {
             return Ok(discovery::api_root(&headers, &ctx.config.advertise_address));

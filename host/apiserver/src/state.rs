@@ -12,6 +12,7 @@ use hortator_plugin_runtime::PluginManager;
 
 use crate::alloc::{IpAllocator, PortAllocator};
 use crate::codec;
+use crate::nodes::NodeEndpoints;
 
 /// Settings of the API server.
 #[derive(Clone, Debug)]
@@ -52,6 +53,8 @@ pub struct Ctx {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The plugins: the admission chain, and `hortctl plugin` management.
     pub plugins: Option<Arc<PluginManager>>,
+    /// The node agents served in process (logs and exec).
+    pub nodes: NodeEndpoints,
 }
 
 /// Errors starting the API server.
@@ -86,6 +89,7 @@ impl Ctx {
         let ctx = Ctx {
             shutdown,
             plugins,
+            nodes: NodeEndpoints::default(),
             ips: IpAllocator::new(config.service_cidr),
             ports: PortAllocator::new(config.node_port_range.clone()),
             store,

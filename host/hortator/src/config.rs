@@ -1,9 +1,11 @@
 //! `hortator.toml`: parsed and validated in one place.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+use hortator_kubelet::KubeletConfig;
 use hortator_plugin_runtime::{PluginsConfig, ValidatedPlugins};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
@@ -41,6 +43,17 @@ pub struct Config {
     pub plugin_base_dir: PathBuf,
     /// The configuration file, watched for plugin changes.
     pub config_file: Option<PathBuf>,
+    /// The node agent (`[agent]`).
+    pub agent: AgentConfig,
+}
+
+/// The node agent's settings (`[agent]`), defaults filled in.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Whether `hortator up` runs an agent (`--no-agent` turns it off).
+    pub enabled: bool,
+    /// The agent's settings.
+    pub kubelet: KubeletConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +65,23 @@ struct File {
     store: StoreSection,
     #[serde(default)]
     plugins: PluginsConfig,
+    #[serde(default)]
+    agent: AgentSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AgentSection {
+    enabled: Option<bool>,
+    node_name: Option<String>,
+    node_ip: Option<String>,
+    docker_socket: Option<PathBuf>,
+    cluster_cidr: Option<String>,
+    port: Option<u16>,
+    max_pods: Option<u32>,
+    heartbeat_seconds: Option<u64>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +108,14 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<String>,
+    /// `--no-agent`.
+    pub no_agent: bool,
+    /// `--node-name`.
+    pub node_name: Option<String>,
+    /// `--node-ip`.
+    pub node_ip: Option<String>,
+    /// `--port` (agent endpoint).
+    pub agent_port: Option<u16>,
 }
 
 impl Config {
@@ -175,7 +213,9 @@ impl Config {
             Some(dir) => plugin_base_dir.join(dir),
             None => data_dir.join("plugin-cache"),
         };
+        let agent = agent_config(&file.agent, overrides, &data_dir, &file_name)?;
         Ok(Config {
+            agent,
             config_file: path.map(Path::to_path_buf),
             plugins,
             plugin_cache_dir,
@@ -188,6 +228,127 @@ impl Config {
             store_sync: file.store.sync.unwrap_or(true),
         })
     }
+}
+
+/// `[agent]` and the agent flags: validated here, once.
+fn agent_config(
+    section: &AgentSection,
+    overrides: &Overrides,
+    data_dir: &Path,
+    file_name: &str,
+) -> Result<AgentConfig, ConfigError> {
+    let err = |from_cli: bool, key: &str, flag: &str, reason: String| ConfigError {
+        file: if from_cli { "command line" } else { file_name }.to_string(),
+        message: format!("{}: {reason}", if from_cli { flag } else { key }),
+    };
+    let node_name = match (&overrides.node_name, &section.node_name) {
+        (Some(n), _) => Some((true, n.clone())),
+        (None, Some(n)) => Some((false, n.clone())),
+        (None, None) => None,
+    };
+    let node_name = match node_name {
+        Some((cli, name)) => {
+            let valid = !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|part| {
+                    !part.is_empty()
+                        && part.len() <= 63
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !part.starts_with('-')
+                        && !part.ends_with('-')
+                });
+            if !valid {
+                return Err(err(
+                    cli,
+                    "agent.node-name",
+                    "--node-name",
+                    format!("{name:?} is not a valid node name (lower-case DNS subdomain)"),
+                ));
+            }
+            name
+        }
+        None => hortator_kubelet::default_node_name(),
+    };
+    let mut kubelet = KubeletConfig::new(&node_name, data_dir.join("agent"));
+    let node_ip = match (&overrides.node_ip, &section.node_ip) {
+        (Some(ip), _) => Some((true, ip)),
+        (None, Some(ip)) => Some((false, ip)),
+        (None, None) => None,
+    };
+    if let Some((cli, ip)) = node_ip {
+        kubelet.node_ip = ip.parse().map_err(|_| {
+            err(
+                cli,
+                "agent.node-ip",
+                "--node-ip",
+                format!("{ip:?} is not an IPv4 address"),
+            )
+        })?;
+    }
+    if let Some(socket) = &section.docker_socket {
+        kubelet.docker_socket = socket.clone();
+    }
+    if let Some(cidr) = &section.cluster_cidr {
+        kubelet.cluster_cidr = cidr.parse().map_err(|_| {
+            err(
+                false,
+                "agent.cluster-cidr",
+                "",
+                format!("{cidr:?} is not an IPv4 CIDR"),
+            )
+        })?;
+        if kubelet.cluster_cidr.prefix_len() > 24 {
+            return Err(err(
+                false,
+                "agent.cluster-cidr",
+                "",
+                format!("{cidr:?} is smaller than a /24"),
+            ));
+        }
+    }
+    match (overrides.agent_port, section.port) {
+        (Some(0), _) => return Err(err(true, "", "--port", "must be from 1 to 65535".into())),
+        (Some(port), _) => kubelet.port = Some(port),
+        (None, Some(0)) => {
+            return Err(err(
+                false,
+                "agent.port",
+                "",
+                "must be from 1 to 65535".into(),
+            ));
+        }
+        (None, Some(port)) => kubelet.port = Some(port),
+        (None, None) => {}
+    }
+    if let Some(pods) = section.max_pods {
+        if pods == 0 {
+            return Err(err(
+                false,
+                "agent.max-pods",
+                "",
+                "must be at least 1".into(),
+            ));
+        }
+        kubelet.max_pods = pods;
+    }
+    if let Some(seconds) = section.heartbeat_seconds {
+        if seconds == 0 {
+            return Err(err(
+                false,
+                "agent.heartbeat-seconds",
+                "",
+                "must be at least 1".into(),
+            ));
+        }
+        kubelet.heartbeat = std::time::Duration::from_secs(seconds);
+    }
+    kubelet.labels = section.labels.clone();
+    Ok(AgentConfig {
+        enabled: section.enabled.unwrap_or(true) && !overrides.no_agent,
+        kubelet,
+    })
 }
 
 fn read_file(path: Option<&Path>) -> Result<(String, File), ConfigError> {
@@ -246,6 +407,43 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:6443");
         assert_eq!(c.service_cidr.to_string(), "10.254.0.0/16");
         assert_eq!(c.node_port_range, 30000..=32767);
+        assert!(c.agent.enabled);
+        assert_eq!(c.agent.kubelet.cluster_cidr.to_string(), "10.20.0.0/16");
+        assert_eq!(
+            c.agent.kubelet.root_dir,
+            PathBuf::from("hortator-data/agent")
+        );
+    }
+
+    #[test]
+    fn the_example_configuration_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hortator.toml");
+        let c = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert!(c.agent.enabled);
+        assert_eq!(c.agent.kubelet.port, Some(10250));
+    }
+
+    #[test]
+    fn agent_settings_and_flags() {
+        let c = load_text("[agent]\nnode-name = \"n1\"\nnode-ip = \"127.0.0.2\"\nport = 10251\nlabels = { zone = \"a\" }\n").unwrap();
+        assert_eq!(c.agent.kubelet.node_name, "n1");
+        assert_eq!(c.agent.kubelet.node_ip.to_string(), "127.0.0.2");
+        assert_eq!(c.agent.kubelet.port, Some(10251));
+        assert_eq!(c.agent.kubelet.labels["zone"], "a");
+        let overrides = Overrides {
+            no_agent: true,
+            node_name: Some("n2".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load(None, &overrides).unwrap();
+        assert!(!c.agent.enabled);
+        assert_eq!(c.agent.kubelet.node_name, "n2");
+        let bad = Overrides {
+            node_ip: Some("nope".into()),
+            ..Overrides::default()
+        };
+        let e = Config::load(None, &bad).unwrap_err().to_string();
+        assert!(e.starts_with("command line: --node-ip"), "{e}");
     }
 
     #[test]
@@ -269,6 +467,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("server.node-port-range"), "{e}");
+        let e = load_text("[agent]\nnode-ip = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("agent.node-ip"), "{e}");
+        let e = load_text("[agent]\nnode-name = \"Big_Name\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("agent.node-name"), "{e}");
+        let e = load_text("[agent]\ncluster-cidr = \"10.0.0.0/28\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("agent.cluster-cidr"), "{e}");
         let e = load_text("[store]\nbackend = \"sqlite\"\n")
             .unwrap_err()
             .to_string();

@@ -1,5 +1,6 @@
-//! The `hortator` binary's library: configuration and the `up` command's wiring.
+//! The `hortator` binary's library: configuration and the wiring of `up` and `agent`.
 
+pub mod agent;
 pub mod config;
 pub mod plugins;
 pub mod up;

@@ -37,6 +37,40 @@ enum Command {
         /// Configuration file.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Run no node agent (control plane only).
+        #[arg(long)]
+        no_agent: bool,
+        /// The agent's node name (default: the host name).
+        #[arg(long, value_name = "NAME")]
+        node_name: Option<String>,
+        /// The agent's node address (default: the address of the default route).
+        #[arg(long, value_name = "IP")]
+        node_ip: Option<String>,
+    },
+    /// Run a node agent against an API server: register the node, run its pods.
+    Agent {
+        /// The API server, e.g. http://10.0.0.1:6443.
+        #[arg(long, value_name = "URL", required_unless_present = "cleanup")]
+        server: Option<String>,
+        /// Remove this node's iptables rules (host ports, masquerading, forwarding) and exit;
+        /// its pods lose their network.
+        #[arg(long)]
+        cleanup: bool,
+        /// The node's name (default: the host name).
+        #[arg(long, value_name = "NAME")]
+        node_name: Option<String>,
+        /// The node's address: pods' hostIP, host ports and the agent's endpoint.
+        #[arg(long, value_name = "IP")]
+        node_ip: Option<String>,
+        /// Port of the agent's endpoint (logs, exec) on the node address (default 10250).
+        #[arg(long, value_name = "PORT")]
+        port: Option<u16>,
+        /// Directory for the agent's state (pod volumes, network state, plugin cache).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Configuration file (its [agent] and [plugins.network-driver] apply).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Register simulated nodes (like KWOK) against a running API and run their pods without
     /// containers, until SIGINT/SIGTERM.
@@ -116,22 +150,76 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (data_dir, listen, config) = match cli.command {
+    match cli.command {
         Command::Up {
             data_dir,
             listen,
             config,
-        } => (data_dir, listen, config),
-        Command::Sim(args) => return sim(args),
-    };
-    let config = match Config::load(config.as_deref(), &Overrides { data_dir, listen }) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+            no_agent,
+            node_name,
+            node_ip,
+        } => {
+            let overrides = Overrides {
+                data_dir,
+                listen,
+                no_agent,
+                node_name,
+                node_ip,
+                ..Overrides::default()
+            };
+            match Config::load(config.as_deref(), &overrides) {
+                Ok(config) => block_on(hortator::up::run(config)),
+                Err(e) => usage_error(e),
+            }
         }
-    };
-    block_on(hortator::up::run(config))
+        Command::Agent {
+            server,
+            cleanup,
+            node_name,
+            node_ip,
+            port,
+            data_dir,
+            config,
+        } => {
+            let overrides = Overrides {
+                data_dir,
+                node_name,
+                node_ip,
+                agent_port: port,
+                ..Overrides::default()
+            };
+            let config = match Config::load(config.as_deref(), &overrides) {
+                Ok(config) => config,
+                Err(e) => return usage_error(e),
+            };
+            if cleanup {
+                return match hortator_kubelet::remove_network_rules(&config.agent.kubelet.node_name)
+                {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            let server = server.unwrap_or_default();
+            let server = match server.parse::<http::Uri>() {
+                Ok(uri) if uri.scheme().is_some() && uri.host().is_some() => uri,
+                _ => {
+                    eprintln!("error: --server: {server:?} is not a URL like http://10.0.0.1:6443");
+                    return ExitCode::from(2);
+                }
+            };
+            block_on(hortator::agent::run(config, server))
+        }
+        Command::Sim(args) => sim(args),
+    }
+}
+
+/// A configuration error: one line, exit status 2.
+fn usage_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
 }
 
 /// Run `future` to completion on a new Tokio runtime; an error is one line.

@@ -39,6 +39,27 @@ pub fn start(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Arc<Plugi
     Ok(manager)
 }
 
+/// The plugins a node agent needs on its own (`hortator agent`): the network driver.
+pub fn start_agent(config: &Config) -> anyhow::Result<Arc<PluginManager>> {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(config.plugin_cache_dir.clone()),
+    })
+    .context("cannot start the plugin runtime")?;
+    let manager = Arc::new(PluginManager::new(runtime, None));
+    let network_only = ValidatedPlugins {
+        cache_dir: config.plugins.cache_dir.clone(),
+        admission: Vec::new(),
+        schedulers: Vec::new(),
+        network_driver: config.plugins.network_driver.clone(),
+        build_strategies: Vec::new(),
+    };
+    let failures = manager.apply(&network_only, &config.plugin_base_dir);
+    if let Some(first) = failures.first() {
+        anyhow::bail!("{first}");
+    }
+    Ok(manager)
+}
+
 /// Files whose change triggers a reload: the configuration and every module file.
 fn watched_files(
     config_file: &Path,

@@ -1,5 +1,5 @@
-//! `hortator up`: the whole cluster on one machine — store and API server (and the other
-//! components as they arrive), until SIGINT or SIGTERM.
+//! `hortator up`: the whole cluster on one machine — store, API server, scheduler and node
+//! agent — until SIGINT or SIGTERM.
 
 use std::sync::Arc;
 
@@ -58,8 +58,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .context("cannot start the API server")?;
     // Components are API clients; in one process they reach the router directly.
     let client = kube::Client::new(api.router(), "default");
-    let _scheduler =
-        hortator_scheduler::spawn(client, plugins.clone()).context("cannot start the scheduler")?;
+    let _scheduler = hortator_scheduler::spawn(client.clone(), plugins.clone())
+        .context("cannot start the scheduler")?;
+    let _agent = if config.agent.enabled {
+        // In one process the API server reaches the agent directly: no port is opened.
+        let mut kubelet_config = config.agent.kubelet.clone();
+        kubelet_config.port = None;
+        let node = kubelet_config.node_name.clone();
+        let kubelet = hortator_kubelet::Kubelet::start(client, plugins.clone(), kubelet_config)
+            .await
+            .context("cannot start the node agent")?;
+        api.node_endpoints().register(&node, kubelet.router());
+        Some(kubelet)
+    } else {
+        None
+    };
     let kubeconfig = config.data_dir.join("kubeconfig.yaml");
     write_kubeconfig(&kubeconfig, &format!("http://{address}"))
         .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
@@ -80,7 +93,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Wait for SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

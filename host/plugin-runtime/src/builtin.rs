@@ -3,6 +3,7 @@
 
 /// Names accepted in `module = "builtin:<name>"`.
 pub const NAMES: &[&str] = &[
+    "bridge",
     "default-scheduler",
     "limit-ranger",
     "namespace-lifecycle",
@@ -16,6 +17,10 @@ pub const ARTIFACT_DIR: &str = env!("HORTATOR_PLUGIN_DIR");
 /// The component bytes of a built-in plugin.
 pub fn get(name: &str) -> Option<&'static [u8]> {
     match name {
+        "bridge" => Some(include_bytes!(concat!(
+            env!("HORTATOR_PLUGIN_DIR"),
+            "/bridge.wasm"
+        ))),
         "default-scheduler" => Some(include_bytes!(concat!(
             env!("HORTATOR_PLUGIN_DIR"),
             "/default_scheduler.wasm"

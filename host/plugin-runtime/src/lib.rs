@@ -40,7 +40,7 @@ pub use crate::runtime::{Runtime, RuntimeConfig, SDK_VERSION};
 pub use crate::settings::{
     DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FailurePolicy, ModuleSource, Phase, PluginEntry,
     PluginSettings, PluginsConfig, SettingsError, ValidatedPlugins, default_admission_chain,
-    default_scheduler_profiles,
+    default_network_driver, default_scheduler_profiles,
 };
 
 /// The scheduler world.

@@ -19,7 +19,8 @@ pub struct PluginsConfig {
     /// serves. When absent, one profile `default-scheduler` runs the built-in
     /// (see [`default_scheduler_profiles`]); an empty list runs no scheduler.
     pub scheduler: Option<Vec<PluginEntry>>,
-    /// The network driver plugin.
+    /// The network driver plugin. When absent, the built-in `bridge` (see
+    /// [`default_network_driver`]).
     pub network_driver: Option<PluginEntry>,
     /// Build strategies, by name (e.g. `docker`, `source`).
     pub build_strategy: Option<Vec<PluginEntry>>,
@@ -205,7 +206,8 @@ pub struct ValidatedPlugins {
     pub admission: Vec<(Phase, PluginSettings)>,
     /// Scheduler profiles; each one's name is the `schedulerName` it serves.
     pub schedulers: Vec<PluginSettings>,
-    /// The network driver.
+    /// The network driver (`None` runs none; [`PluginsConfig::validate`]
+    /// always sets one).
     pub network_driver: Option<PluginSettings>,
     /// Build strategies.
     pub build_strategies: Vec<PluginSettings>,
@@ -268,11 +270,13 @@ impl PluginsConfig {
                 .unwrap_or_else(default_scheduler_profiles),
             "plugins.scheduler",
         )?;
-        let network_driver = self
-            .network_driver
-            .as_ref()
-            .map(|entry| without_phase(entry, "plugins.network-driver"))
-            .transpose()?;
+        let network_driver = without_phase(
+            &self
+                .network_driver
+                .clone()
+                .unwrap_or_else(default_network_driver),
+            "plugins.network-driver",
+        )?;
         let build_strategies = named_list(
             self.build_strategy.as_deref().unwrap_or_default(),
             "plugins.build-strategy",
@@ -281,7 +285,7 @@ impl PluginsConfig {
             cache_dir: self.cache_dir.clone(),
             admission,
             schedulers,
-            network_driver,
+            network_driver: Some(network_driver),
             build_strategies,
         })
     }
@@ -331,6 +335,21 @@ pub fn default_scheduler_profiles() -> Vec<PluginEntry> {
         cluster_read: None,
         config: None,
     }]
+}
+
+/// The network driver used when `[plugins.network-driver]` is absent: the
+/// built-in `bridge` with its defaults.
+pub fn default_network_driver() -> PluginEntry {
+    PluginEntry {
+        name: None,
+        module: "builtin:bridge".into(),
+        phase: None,
+        timeout_ms: None,
+        memory_mb: None,
+        failure_policy: None,
+        cluster_read: None,
+        config: None,
+    }
 }
 
 /// The admission chain used when `[[plugins.admission]]` is absent.
@@ -446,7 +465,8 @@ mod tests {
                 "admission/namespace-lifecycle",
                 "admission/pod-security",
                 "scheduler/default-scheduler",
-                "scheduler/packer"
+                "scheduler/packer",
+                "network-driver"
             ]
         );
         let config: PluginsConfig = toml::from_str("scheduler = []\n").unwrap();
@@ -455,5 +475,23 @@ mod tests {
         assert_eq!(defaults.schedulers.len(), 1);
         assert_eq!(defaults.schedulers[0].name, "default-scheduler");
         assert_eq!(defaults.schedulers[0].memory_limit, 1 << 30);
+        let driver = defaults.network_driver.unwrap();
+        assert_eq!(driver.module, ModuleSource::Builtin("bridge".into()));
+        assert_eq!(driver.config, "{}");
+        let config: PluginsConfig = toml::from_str(
+            "[network-driver]\nmodule = \"builtin:bridge\"\nconfig = { bridge = \"hbr1\" }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.validate().unwrap().network_driver.unwrap().config,
+            r#"{"bridge":"hbr1"}"#
+        );
+        let config: PluginsConfig =
+            toml::from_str("[network-driver]\nmodule = \"builtin:bridge\"\nphase = \"mutating\"\n")
+                .unwrap();
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "plugins.network-driver.phase"
+        );
     }
 }

@@ -561,11 +561,25 @@ fn network_driver_world() {
     let rt = runtime();
     let plugin = hortator_plugin_runtime::networking::NetworkDriverPlugin::load(
         &rt,
-        settings("bridge", "test_network_driver", "{}"),
+        settings("bridge", "bridge", r#"{"cluster-cidr":"10.244.0.0/16"}"#),
         "t".into(),
-        &bytes("test_network_driver"),
+        builtin::get("bridge").unwrap(),
     )
     .unwrap();
+    let refused = hortator_plugin_runtime::networking::NetworkDriverPlugin::load(
+        &rt,
+        settings("bridge", "bridge", r#"{"colour":"red"}"#),
+        "t".into(),
+        builtin::get("bridge").unwrap(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        refused
+            .to_string()
+            .contains("unknown configuration key \"colour\""),
+        "{refused}"
+    );
     let node = NodeInfo {
         name: "n1".into(),
         addresses: vec!["192.168.50.2".into()],

@@ -1,0 +1,28 @@
+//! `hortator agent`: one node agent against a remote API server, until SIGINT or SIGTERM.
+
+use anyhow::Context;
+use hortator_kubelet::Kubelet;
+
+use crate::config::Config;
+
+/// Run until a shutdown signal.
+pub async fn run(config: Config, server: http::Uri) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let client = kube::Client::try_from(kube::Config::new(server.clone()))
+        .with_context(|| format!("cannot make a client for {server}"))?;
+    let plugins = crate::plugins::start_agent(&config)?;
+    let kubelet_config = config.agent.kubelet.clone();
+    let kubelet = Kubelet::start(client, plugins, kubelet_config.clone())
+        .await
+        .context("cannot start the node agent")?;
+    tracing::info!(node = %kubelet_config.node_name, %server, "agent is up");
+    println!(
+        "Hortator agent is up: node {} at {}, API server {server}",
+        kubelet_config.node_name, kubelet_config.node_ip
+    );
+    crate::up::shutdown_signal().await;
+    drop(kubelet);
+    tracing::info!("agent stopped");
+    Ok(())
+}
