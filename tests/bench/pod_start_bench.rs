@@ -3,8 +3,11 @@
 //! present. Beside it, plain `docker run -d` of the same image on the same machine.
 //!
 //! `hortator up` (the real binary, with its node agent) runs the pods; each pod is a pause
-//! container plus one `sleep` container on the bridge network. `sequential` creates a pod
-//! and waits for it before the next; `burst` creates all of them at once.
+//! container plus one `sleep` container on the bridge network. "One at a time" creates a
+//! pod and waits for it before the next; "at once" creates all of them together. Docker's
+//! own numbers: `docker run -d` of the same container one at a time and all at once, and
+//! the two `docker run`s a pod amounts to (the pause container, then the container joining
+//! its network namespace).
 //!
 //! ```text
 //! cargo build --release --workspace --all-targets
@@ -31,7 +34,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn report(what: &str, mut samples: Vec<Duration>) {
     samples.sort();
     println!(
-        "{what:<34} n={:<4} p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
+        "{what:<40} n={:<4} p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
         samples.len(),
         percentile(&samples, 0.50).as_secs_f64() * 1e3,
         percentile(&samples, 0.99).as_secs_f64() * 1e3,
@@ -39,27 +42,25 @@ fn report(what: &str, mut samples: Vec<Duration>) {
     );
 }
 
-/// `docker run -d` of the same image and command, one after another.
-fn docker_run(n: usize, image: &str) -> anyhow::Result<Vec<Duration>> {
-    let mut samples = Vec::with_capacity(n);
-    for i in 0..n {
-        let started = Instant::now();
-        let status = Command::new("docker")
-            .args([
-                "run",
-                "-d",
-                "--network",
-                "none",
-                "--label",
-                "hortator-bench=1",
-            ])
-            .arg(format!("--name=hortator-bench-{i}"))
-            .args([image, "sleep", "3600"])
-            .stdout(std::process::Stdio::null())
-            .status()?;
-        anyhow::ensure!(status.success(), "docker run failed");
-        samples.push(started.elapsed());
-    }
+/// Time `docker run -d ARGS…` once.
+fn docker_run_once(args: &[String]) -> anyhow::Result<(Duration, String)> {
+    let started = Instant::now();
+    let out = Command::new("docker")
+        .args(["run", "-d", "--label", "hortator-bench=1"])
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "docker run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    ))
+}
+
+fn remove_bench_containers() -> anyhow::Result<()> {
     let ids = Command::new("docker")
         .args(["ps", "-aq", "--filter", "label=hortator-bench=1"])
         .output()?;
@@ -71,7 +72,52 @@ fn docker_run(n: usize, image: &str) -> anyhow::Result<Vec<Duration>> {
             .args(&ids)
             .output()?;
     }
-    Ok(samples)
+    Ok(())
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// Docker alone, three ways: `docker run -d` of the same image and command one after
+/// another; what a pod costs Docker (a pause container, then the container in its network
+/// namespace); and `n` plain runs at once.
+fn docker_baselines(n: usize, image: &str) -> anyhow::Result<[Vec<Duration>; 3]> {
+    let plain = strings(&["--network", "none", image, "sleep", "3600"]);
+    let mut single = Vec::with_capacity(n);
+    for _ in 0..n {
+        single.push(docker_run_once(&plain)?.0);
+    }
+    remove_bench_containers()?;
+    let mut pod_like = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (pause, id) = docker_run_once(&strings(&[
+            "--network",
+            "none",
+            hortator_kubelet::PAUSE_IMAGE,
+            "/pause",
+        ]))?;
+        let app = strings(&[
+            "--network",
+            &format!("container:{id}"),
+            image,
+            "sleep",
+            "3600",
+        ]);
+        let (main, _) = docker_run_once(&app)?;
+        pod_like.push(pause + main);
+    }
+    remove_bench_containers()?;
+    let at_once = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..n)
+            .map(|_| scope.spawn(|| docker_run_once(&plain)))
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().expect("thread").map(|(took, _)| took))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    remove_bench_containers()?;
+    Ok([single, pod_like, at_once])
 }
 
 fn pod(name: &str, image: &str) -> Pod {
@@ -192,24 +238,23 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let image = busybox_image();
-    // Warm-up: the engine's first container start is slower.
-    docker_run(3, image)?;
-    let docker = docker_run(n, image)?;
     let cluster = Cluster::start_with_agent();
     let runtime = tokio::runtime::Runtime::new()?;
-    let (sequential, burst) = runtime.block_on(async {
-        let client = hortator_sim::client(Some(&cluster.kubeconfig)).await?;
-        pods(client.clone(), 3, image, false, "warm").await?;
-        let sequential = pods(client.clone(), n, image, false, "seq").await?;
-        let burst = pods(client, n, image, true, "burst").await?;
-        anyhow::Ok((sequential, burst))
-    })?;
+    let client = runtime.block_on(hortator_sim::client(Some(&cluster.kubeconfig)))?;
+    // Warm-up (the engine's first starts are slower); it also builds the pause image.
+    runtime.block_on(pods(client.clone(), 3, image, false, "warm"))?;
+    docker_baselines(3, image)?;
+    let [single, pod_like, at_once] = docker_baselines(n, image)?;
+    let sequential = runtime.block_on(pods(client.clone(), n, image, false, "seq"))?;
+    let burst = runtime.block_on(pods(client, n, image, true, "burst"))?;
     println!(
         "pod start latency, image present, {n} pods ({} cores)",
         std::thread::available_parallelism().map_or(1, |c| c.get())
     );
-    report("docker run -d (one at a time)", docker);
+    report("docker run -d (one at a time)", single);
+    report("docker run -d pause + container", pod_like);
     report("hortator pod → Running (one at a time)", sequential);
+    report(&format!("docker run -d ({n} at once)"), at_once);
     report(&format!("hortator pod → Running ({n} at once)"), burst);
     Ok(())
 }

@@ -24,7 +24,7 @@ use crate::events::Recorder;
 use crate::network::{HostPortMapping, PodIdentity, PodNetworking, Protocol};
 use crate::pause::{PAUSE_COMMAND, PAUSE_IMAGE};
 use crate::probes::{self, Outcome, Tracker};
-use crate::runtime::{Instance, Runtime, SANDBOX};
+use crate::runtime::{Instance, Runtime, RuntimeError, SANDBOX};
 use crate::server::LookupError;
 use crate::volumes;
 
@@ -161,6 +161,7 @@ pub(crate) fn spawn_worker(
         pod_ip: None,
         last_status: None,
         start_time: None,
+        engine_changed: false,
     };
     let wake_worker = wake.clone();
     let span = tracing::info_span!("pod", pod = %worker.pod_ref(), uid = %worker.uid);
@@ -262,6 +263,8 @@ struct Worker {
     pod_ip: Option<Ipv4Addr>,
     last_status: Option<serde_json::Value>,
     start_time: Option<Time>,
+    /// This pass started or stopped a container.
+    engine_changed: bool,
 }
 
 /// How a sync ended.
@@ -309,18 +312,24 @@ impl Worker {
 
     /// One reconcile pass; idempotent.
     async fn sync(&mut self, gone: bool) -> Next {
-        let instances = match self.ctx.runtime.list(Some(&self.uid)).await {
-            Ok(list) => list,
+        self.engine_changed = false;
+        let mut observed = match self.observe().await {
+            Ok(observed) => observed,
             Err(e) => {
                 tracing::warn!(pod = %self.pod_ref(), error = %e, "cannot list containers");
                 return Next::After(Duration::from_secs(2));
             }
         };
-        if gone {
-            self.teardown(&instances, ORPHAN_GRACE).await;
-            return Next::Done;
-        }
-        if self.pod.metadata.deletion_timestamp.is_some() {
+        if gone || self.pod.metadata.deletion_timestamp.is_some() {
+            let instances: Vec<Instance> = observed
+                .values()
+                .flatten()
+                .map(|o| o.instance.clone())
+                .collect();
+            if gone {
+                self.teardown(&instances, ORPHAN_GRACE).await;
+                return Next::Done;
+            }
             let grace = self
                 .pod
                 .metadata
@@ -335,20 +344,6 @@ impl Worker {
                 .max(0) as u64;
             self.teardown(&instances, Duration::from_secs(grace)).await;
             return self.delete_object().await;
-        }
-        let mut observed: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
-        for instance in instances {
-            match self.ctx.runtime.inspect(&instance.id).await {
-                Ok(inspect) => observed
-                    .entry(instance.container.clone())
-                    .or_default()
-                    .push(Observed { instance, inspect }),
-                // Removed meanwhile.
-                Err(_) => continue,
-            }
-        }
-        for list in observed.values_mut() {
-            list.sort_by_key(|o| o.instance.attempt);
         }
         if self.terminal(&observed) {
             // Nothing will run again: release the sandbox and the address, keep the status.
@@ -380,32 +375,59 @@ impl Worker {
                 return Next::After(Duration::from_secs(3));
             }
         };
+        if self.engine_changed {
+            // The sandbox was replaced and its containers killed: see them as they are now.
+            match self.observe().await {
+                Ok(mut refreshed) => {
+                    refreshed.remove(SANDBOX);
+                    observed = refreshed;
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %self.pod_ref(), error = %e, "cannot list containers");
+                    return Next::After(Duration::from_secs(2));
+                }
+            }
+        }
         let mut next = RESYNC;
         let specs = self.container_specs();
+        self.engine_changed = false;
         for container in &specs {
             let wait = self
                 .sync_container(container, &sandbox, observed.get(&container.name))
                 .await;
             next = next.min(wait);
         }
-        // A container's new instance appears in the engine; look again to report it.
-        let mut refreshed: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
-        if let Ok(instances) = self.ctx.runtime.list(Some(&self.uid)).await {
-            for instance in instances {
-                if let Ok(inspect) = self.ctx.runtime.inspect(&instance.id).await {
-                    refreshed
-                        .entry(instance.container.clone())
-                        .or_default()
-                        .push(Observed { instance, inspect });
+        // Containers were started or stopped: look again to report their new state.
+        if self.engine_changed {
+            match self.observe().await {
+                Ok(refreshed) => observed = refreshed,
+                Err(e) => {
+                    tracing::warn!(pod = %self.pod_ref(), error = %e, "cannot list containers");
+                    return Next::After(Duration::from_secs(2));
                 }
             }
         }
-        for list in refreshed.values_mut() {
+        self.collect_garbage(&observed, &specs).await;
+        self.publish(&observed, true).await;
+        Next::After(next.max(Duration::from_millis(100)))
+    }
+
+    /// This pod's containers in the engine, by container name, oldest instance first.
+    async fn observe(&self) -> Result<BTreeMap<String, Vec<Observed>>, RuntimeError> {
+        let mut observed: BTreeMap<String, Vec<Observed>> = BTreeMap::new();
+        for instance in self.ctx.runtime.list(Some(&self.uid)).await? {
+            // One removed meanwhile is simply not there.
+            if let Ok(inspect) = self.ctx.runtime.inspect(&instance.id).await {
+                observed
+                    .entry(instance.container.clone())
+                    .or_default()
+                    .push(Observed { instance, inspect });
+            }
+        }
+        for list in observed.values_mut() {
             list.sort_by_key(|o| o.instance.attempt);
         }
-        self.collect_garbage(&refreshed, &specs).await;
-        self.publish(&refreshed, true).await;
-        Next::After(next.max(Duration::from_millis(100)))
+        Ok(observed)
     }
 
     fn container_specs(&self) -> Vec<Container> {
@@ -485,6 +507,7 @@ impl Worker {
             for list in observed.values() {
                 for instance in list.iter().filter(|o| o.running()) {
                     let _ = self.ctx.runtime.kill(&instance.instance.id).await;
+                    self.engine_changed = true;
                 }
             }
             if let Err(e) = self.ctx.network.teardown_pod(&self.uid).await {
@@ -614,6 +637,7 @@ impl Worker {
                     .runtime
                     .stop(&latest.instance.id, self.grace())
                     .await;
+                self.engine_changed = true;
                 return Duration::ZERO;
             }
             return self.probe(container, latest).await;
@@ -675,7 +699,16 @@ impl Worker {
                 memory.waiting = None;
                 memory.not_before = None;
                 memory.pull_failures = 0;
-                Duration::from_millis(500)
+                self.engine_changed = true;
+                // Probes start soon; otherwise the engine's events wake the worker.
+                let probed = container.liveness_probe.is_some()
+                    || container.readiness_probe.is_some()
+                    || container.startup_probe.is_some();
+                if probed {
+                    Duration::from_millis(500)
+                } else {
+                    RESYNC
+                }
             }
             Err((reason, message)) => {
                 tracing::warn!(pod = %self.pod_ref(), container = %container.name, %reason, %message, "cannot start container");
@@ -1003,6 +1036,7 @@ impl Worker {
                 ),
             );
             let _ = self.ctx.runtime.stop(&id, self.grace()).await;
+            self.engine_changed = true;
             return Duration::ZERO;
         }
         let memory = &self.containers[&container.name];

@@ -197,6 +197,8 @@ pub(crate) struct PodNetworking {
     rules: Arc<Rules>,
     subnet: Mutex<Option<Ipv4Net>>,
     pods: Mutex<BTreeMap<String, PodState>>,
+    /// The rules installed last.
+    applied: Mutex<Option<String>>,
     /// Held through every setup and teardown.
     serial: tokio::sync::Mutex<()>,
 }
@@ -242,12 +244,15 @@ impl PodNetworking {
             rules: Arc::new(rules),
             subnet: Mutex::new(None),
             pods: Mutex::new(pods),
+            applied: Mutex::new(None),
             serial: tokio::sync::Mutex::new(()),
         };
+        let text = networking.render();
         networking
             .rules
-            .apply(&networking.render())
+            .apply(&text)
             .map_err(|e| node_error("install the iptables rules", e))?;
+        *networking.applied.lock().expect("applied lock") = Some(text);
         Ok(networking)
     }
 
@@ -642,12 +647,21 @@ impl PodNetworking {
             .render(self.pods.lock().expect("pods lock").values(), &addresses)
     }
 
+    /// Installs the rules every recorded pod needs, unless they are what was installed
+    /// last (most pods have no host port: wiring one changes no rule).
     async fn sync_rules(&self) -> Result<(), String> {
         let text = self.render();
+        if self.applied.lock().expect("applied lock").as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
         let rules = self.rules.clone();
-        tokio::task::spawn_blocking(move || rules.apply(&text))
+        let installing = text.clone();
+        let result = tokio::task::spawn_blocking(move || rules.apply(&installing))
             .await
-            .map_err(|e| format!("iptables task: {e}"))?
+            .map_err(|e| format!("iptables task: {e}"))
+            .and_then(|applied| applied);
+        *self.applied.lock().expect("applied lock") = result.is_ok().then_some(text);
+        result
     }
 }
 
