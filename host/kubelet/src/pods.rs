@@ -980,51 +980,41 @@ impl Worker {
             .startup
             .as_ref()
             .is_none_or(|t| t.verdict == Some(true));
-        let mut kill_reason = None;
         let now = Instant::now();
-        if !startup_done {
-            let tracker = memory.startup.as_mut().expect("startup probe");
-            if tracker.due() <= now {
-                let outcome = probes::run(tracker.probe(), &target).await;
-                tracker.record(outcome, Instant::now());
-                if tracker.verdict == Some(false) {
-                    kill_reason =
-                        Some(("Startup", tracker.last_failure.clone().unwrap_or_default()));
-                }
-            }
+        let (recorder, pod) = (&self.ctx.recorder, &self.pod);
+        let kill_reason = if !startup_done {
+            run_due(
+                memory.startup.as_mut(),
+                "Startup",
+                now,
+                &target,
+                recorder,
+                pod,
+            )
+            .await
         } else {
-            if let Some(tracker) = memory.liveness.as_mut()
-                && tracker.due() <= now
-            {
-                let outcome = probes::run(tracker.probe(), &target).await;
-                if let Outcome::Failure(message) = &outcome {
-                    self.ctx.recorder.warning(
-                        &self.pod,
-                        "Unhealthy",
-                        &format!("Liveness probe failed: {message}"),
-                    );
-                }
-                tracker.record(outcome, Instant::now());
-                if tracker.verdict == Some(false) {
-                    kill_reason =
-                        Some(("Liveness", tracker.last_failure.clone().unwrap_or_default()));
-                }
-            }
-            if let Some(tracker) = memory.readiness.as_mut()
-                && tracker.due() <= now
-            {
-                let outcome = probes::run(tracker.probe(), &target).await;
-                if let Outcome::Failure(message) = &outcome {
-                    self.ctx.recorder.warning(
-                        &self.pod,
-                        "Unhealthy",
-                        &format!("Readiness probe failed: {message}"),
-                    );
-                }
-                tracker.record(outcome, Instant::now());
-            }
-        }
+            let failed = run_due(
+                memory.liveness.as_mut(),
+                "Liveness",
+                now,
+                &target,
+                recorder,
+                pod,
+            )
+            .await;
+            run_due(
+                memory.readiness.as_mut(),
+                "Readiness",
+                now,
+                &target,
+                recorder,
+                pod,
+            )
+            .await;
+            failed
+        };
         if let Some((kind, message)) = kill_reason {
+            let kind = kind.as_str();
             tracing::info!(pod = %self.pod_ref(), container = %container.name, %message, "{kind} probe failed; restarting");
             self.ctx.recorder.normal(
                 &self.pod,
@@ -1278,6 +1268,30 @@ impl Worker {
             }
         }
     }
+}
+
+/// Run `tracker`'s probe if it is due, recording an `Unhealthy` event for a failure.
+/// Returns the probe kind and the last failure once its verdict is a failure.
+async fn run_due(
+    tracker: Option<&mut Tracker>,
+    kind: &str,
+    now: Instant,
+    target: &probes::Target<'_>,
+    recorder: &Recorder,
+    pod: &Pod,
+) -> Option<(String, String)> {
+    let tracker = tracker.filter(|t| t.due() <= now)?;
+    let outcome = probes::run(tracker.probe(), target).await;
+    if let Outcome::Failure(message) = &outcome {
+        recorder.warning(pod, "Unhealthy", &format!("{kind} probe failed: {message}"));
+    }
+    tracker.record(outcome, Instant::now());
+    (tracker.verdict == Some(false)).then(|| {
+        (
+            kind.to_string(),
+            tracker.last_failure.clone().unwrap_or_default(),
+        )
+    })
 }
 
 /// The delay before the `restarts`-th restart: 10 s, 20 s, 40 s … 5 min.
