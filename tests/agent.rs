@@ -463,7 +463,7 @@ fn unreachable_engine_is_reported_on_the_node() {
         "[agent]\n",
         "[agent]\ndocker-socket = \"/run/hortator-test-no-such.sock\"\n",
     );
-    let cluster = Cluster::start_with_config_and_args(
+    let mut cluster = Cluster::start_with_config_and_args(
         &config,
         &["--node-name", &agent.node, "--node-ip", "127.0.0.1"],
     );
@@ -487,6 +487,8 @@ fn unreachable_engine_is_reported_on_the_node() {
     );
     // The control plane keeps serving.
     cluster.kubectl_ok(&["get", "namespaces"]);
+    // Its iptables chains go when the cluster is dropped.
+    cluster.agent = Some(agent);
 }
 
 #[test]

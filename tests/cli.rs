@@ -106,4 +106,10 @@ fn relative_data_dir_works() {
     assert!(work.path().join("hortator-data/plugin-cache").is_dir());
     let _ = child.kill();
     let _ = child.wait();
+    // Its node agent (named after this host) installed its iptables chains: remove them.
+    let cleanup = Command::new(hortator_bin())
+        .args(["agent", "--cleanup"])
+        .status()
+        .unwrap();
+    assert!(cleanup.success());
 }
