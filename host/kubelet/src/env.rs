@@ -128,6 +128,29 @@ pub(crate) fn expand(text: &str, env: &Environment) -> String {
     out
 }
 
+/// Where `envFrom` and `valueFrom` read keys.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    ConfigMap,
+    Secret,
+}
+
+impl Source {
+    fn kind(self) -> &'static str {
+        match self {
+            Source::ConfigMap => "ConfigMap",
+            Source::Secret => "Secret",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Source::ConfigMap => "configmap",
+            Source::Secret => "secret",
+        }
+    }
+}
+
 /// What an environment needs from the cluster.
 pub(crate) struct Sources<'a> {
     /// The pod.
@@ -147,18 +170,34 @@ impl Sources<'_> {
         self.pod.metadata.namespace.as_deref().unwrap_or("default")
     }
 
-    async fn config_map(&self, name: &str) -> Result<Option<ConfigMap>, ConfigError> {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.namespace());
-        api.get_opt(name)
-            .await
-            .map_err(|e| ConfigError(format!("cannot read configmap {name:?}: {e}")))
-    }
-
-    async fn secret(&self, name: &str) -> Result<Option<Secret>, ConfigError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), self.namespace());
-        api.get_opt(name)
-            .await
-            .map_err(|e| ConfigError(format!("cannot read secret {name:?}: {e}")))
+    /// The data of a config map or a secret (secret values decoded), if it exists.
+    async fn data(
+        &self,
+        kind: Source,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, ConfigError> {
+        let client = self.client.clone();
+        let failed =
+            |e: kube::Error| ConfigError(format!("cannot read {} {name:?}: {e}", kind.noun()));
+        Ok(match kind {
+            Source::ConfigMap => Api::<ConfigMap>::namespaced(client, self.namespace())
+                .get_opt(name)
+                .await
+                .map_err(failed)?
+                .map(|map| map.data.unwrap_or_default()),
+            Source::Secret => Api::<Secret>::namespaced(client, self.namespace())
+                .get_opt(name)
+                .await
+                .map_err(failed)?
+                .map(|secret| {
+                    secret
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                        .collect()
+                }),
+        })
     }
 
     /// The environment of `container`.
@@ -187,40 +226,26 @@ impl Sources<'_> {
         }
         for source in container.env_from.as_deref().unwrap_or_default() {
             let prefix = source.prefix.clone().unwrap_or_default();
-            if let Some(reference) = &source.config_map_ref {
-                let optional = reference.optional.unwrap_or(false);
-                match self.config_map(&reference.name).await? {
-                    Some(map) => {
-                        for (key, value) in map.data.unwrap_or_default() {
+            let references = [
+                source
+                    .config_map_ref
+                    .as_ref()
+                    .map(|r| (Source::ConfigMap, &r.name, r.optional)),
+                source
+                    .secret_ref
+                    .as_ref()
+                    .map(|r| (Source::Secret, &r.name, r.optional)),
+            ];
+            for (kind, name, optional) in references.into_iter().flatten() {
+                match self.data(kind, name).await? {
+                    Some(data) => {
+                        for (key, value) in data {
                             env.set(format!("{prefix}{key}"), value);
                         }
                     }
-                    None if optional => {}
+                    None if optional.unwrap_or(false) => {}
                     None => {
-                        return Err(ConfigError(format!(
-                            "configmap {:?} not found",
-                            reference.name
-                        )));
-                    }
-                }
-            }
-            if let Some(reference) = &source.secret_ref {
-                let optional = reference.optional.unwrap_or(false);
-                match self.secret(&reference.name).await? {
-                    Some(secret) => {
-                        for (key, value) in secret.data.unwrap_or_default() {
-                            env.set(
-                                format!("{prefix}{key}"),
-                                String::from_utf8_lossy(&value.0).into_owned(),
-                            );
-                        }
-                    }
-                    None if optional => {}
-                    None => {
-                        return Err(ConfigError(format!(
-                            "secret {:?} not found",
-                            reference.name
-                        )));
+                        return Err(ConfigError(format!("{} {name:?} not found", kind.noun())));
                     }
                 }
             }
@@ -245,39 +270,24 @@ impl Sources<'_> {
         if let Some(field) = &from.field_ref {
             return self.field(&field.field_path).map(Some);
         }
-        if let Some(key) = &from.config_map_key_ref {
-            let optional = key.optional.unwrap_or(false);
-            let value = self
-                .config_map(&key.name)
-                .await?
-                .and_then(|m| m.data)
-                .and_then(|mut d| d.remove(&key.key));
+        let reference = from
+            .config_map_key_ref
+            .as_ref()
+            .map(|k| (Source::ConfigMap, &k.name, &k.key, k.optional))
+            .or_else(|| {
+                from.secret_key_ref
+                    .as_ref()
+                    .map(|k| (Source::Secret, &k.name, &k.key, k.optional))
+            });
+        if let Some((kind, name, key, optional)) = reference {
+            let value = self.data(kind, name).await?.and_then(|mut d| d.remove(key));
             return match value {
                 Some(v) => Ok(Some(v)),
-                None if optional => Ok(None),
+                None if optional.unwrap_or(false) => Ok(None),
                 None => Err(ConfigError(format!(
-                    "couldn't find key {} in ConfigMap {}/{}",
-                    key.key,
+                    "couldn't find key {key} in {} {}/{name}",
+                    kind.kind(),
                     self.namespace(),
-                    key.name
-                ))),
-            };
-        }
-        if let Some(key) = &from.secret_key_ref {
-            let optional = key.optional.unwrap_or(false);
-            let value = self
-                .secret(&key.name)
-                .await?
-                .and_then(|s| s.data)
-                .and_then(|mut d| d.remove(&key.key));
-            return match value {
-                Some(v) => Ok(Some(String::from_utf8_lossy(&v.0).into_owned())),
-                None if optional => Ok(None),
-                None => Err(ConfigError(format!(
-                    "couldn't find key {} in Secret {}/{}",
-                    key.key,
-                    self.namespace(),
-                    key.name
                 ))),
             };
         }

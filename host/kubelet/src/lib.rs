@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 pub use config::{
     DEFAULT_CLUSTER_CIDR, DEFAULT_PORT, KubeletConfig, default_node_ip, default_node_name,
 };
-pub use node::{KUBELET_VERSION, NodeError};
+pub use node::KUBELET_VERSION;
 pub use pause::PAUSE_IMAGE;
 
 /// Why the agent could not start.

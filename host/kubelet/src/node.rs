@@ -30,7 +30,7 @@ pub(crate) type EngineHealth = Result<String, String>;
 
 /// Why the node could not be registered.
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub(crate) enum NodeError {
     /// The API refused.
     #[error("cannot register node {node}: {source}")]
     Api {
