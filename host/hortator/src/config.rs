@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+use hortator_controllers::ControllersConfig;
 use hortator_kubelet::KubeletConfig;
 use hortator_plugin_runtime::{PluginsConfig, ValidatedPlugins};
 use ipnet::Ipv4Net;
@@ -45,6 +46,8 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// The node agent (`[agent]`).
     pub agent: AgentConfig,
+    /// The controllers (`[controllers]`).
+    pub controllers: ControllersConfig,
 }
 
 /// The node agent's settings (`[agent]`), defaults filled in.
@@ -67,6 +70,16 @@ struct File {
     plugins: PluginsConfig,
     #[serde(default)]
     agent: AgentSection,
+    #[serde(default)]
+    controllers: ControllersSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ControllersSection {
+    node_monitor_grace_period_seconds: Option<u64>,
+    pod_eviction_timeout_seconds: Option<u64>,
+    terminated_pod_gc_threshold: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -214,8 +227,10 @@ impl Config {
             None => data_dir.join("plugin-cache"),
         };
         let agent = agent_config(&file.agent, overrides, &data_dir, &file_name)?;
+        let controllers = controllers_config(&file.controllers, &file_name)?;
         Ok(Config {
             agent,
+            controllers,
             config_file: path.map(Path::to_path_buf),
             plugins,
             plugin_cache_dir,
@@ -228,6 +243,38 @@ impl Config {
             store_sync: file.store.sync.unwrap_or(true),
         })
     }
+}
+
+/// `[controllers]`: validated here, once.
+fn controllers_config(
+    section: &ControllersSection,
+    file_name: &str,
+) -> Result<ControllersConfig, ConfigError> {
+    let mut config = ControllersConfig::default();
+    let positive = |key: &str, value: Option<u64>| match value {
+        Some(0) => Err(ConfigError {
+            file: file_name.to_string(),
+            message: format!("controllers.{key}: must be at least 1"),
+        }),
+        Some(seconds) => Ok(Some(std::time::Duration::from_secs(seconds))),
+        None => Ok(None),
+    };
+    if let Some(grace) = positive(
+        "node-monitor-grace-period-seconds",
+        section.node_monitor_grace_period_seconds,
+    )? {
+        config.node_monitor_grace_period = grace;
+    }
+    if let Some(timeout) = positive(
+        "pod-eviction-timeout-seconds",
+        section.pod_eviction_timeout_seconds,
+    )? {
+        config.pod_eviction_timeout = timeout;
+    }
+    if let Some(threshold) = section.terminated_pod_gc_threshold {
+        config.terminated_pod_gc_threshold = threshold;
+    }
+    Ok(config)
 }
 
 /// `[agent]` and the agent flags: validated here, once.

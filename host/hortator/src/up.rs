@@ -1,5 +1,5 @@
-//! `hortator up`: the whole cluster on one machine — store, API server, scheduler and node
-//! agent — until SIGINT or SIGTERM.
+//! `hortator up`: the whole cluster on one machine — store, API server, scheduler, controllers
+//! and node agent — until SIGINT or SIGTERM.
 
 use std::sync::Arc;
 
@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let client = kube::Client::new(api.router(), "default");
     let _scheduler = hortator_scheduler::spawn(client.clone(), plugins.clone())
         .context("cannot start the scheduler")?;
+    let _controllers = hortator_controllers::spawn(client.clone(), config.controllers.clone());
     let _agent = if config.agent.enabled {
         // In one process the API server reaches the agent directly: no port is opened.
         let mut kubelet_config = config.agent.kubelet.clone();

@@ -1,0 +1,1 @@
+//! Hortator service proxy.
