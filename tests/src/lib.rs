@@ -82,6 +82,9 @@ pub struct AgentSpec {
     pub bridge: String,
     /// The cluster's pod range.
     pub cluster_cidr: String,
+    /// The cluster's service range (ClusterIPs of different test clusters must not meet in
+    /// this machine's iptables rules).
+    pub service_cidr: String,
 }
 
 impl AgentSpec {
@@ -94,13 +97,26 @@ impl AgentSpec {
             node: format!("agent-{id}"),
             bridge: format!("htest{id}"),
             cluster_cidr: format!("10.{id}.0.0/16"),
+            service_cidr: format!("172.20.{id}.0/24"),
+        }
+    }
+
+    /// Another node of the same cluster: its own name and bridge, the same pod range (the
+    /// network driver gives each node a /24 of it).
+    pub fn sibling(&self, suffix: &str) -> AgentSpec {
+        AgentSpec {
+            node: format!("{}-{suffix}", self.node),
+            bridge: format!("{}{suffix}", self.bridge),
+            cluster_cidr: self.cluster_cidr.clone(),
+            service_cidr: self.service_cidr.clone(),
         }
     }
 
     /// The hortator.toml sections that give the agent this identity.
     pub fn config(&self) -> String {
         format!(
-            "[agent]\ncluster-cidr = \"{cidr}\"\n\n[plugins.network-driver]\nmodule = \"builtin:bridge\"\nconfig = {{ bridge = \"{bridge}\", cluster-cidr = \"{cidr}\" }}\n",
+            "[server]\nservice-cidr = \"{services}\"\n\n[agent]\ncluster-cidr = \"{cidr}\"\n\n[plugins.network-driver]\nmodule = \"builtin:bridge\"\nconfig = {{ bridge = \"{bridge}\", cluster-cidr = \"{cidr}\" }}\n",
+            services = self.service_cidr,
             cidr = self.cluster_cidr,
             bridge = self.bridge
         )
@@ -546,14 +562,27 @@ pub struct Agent {
 impl Agent {
     /// Start `hortator agent` for node `spec` on 127.0.0.1, its endpoint on `port`.
     pub fn start(cluster: &Cluster, spec: &AgentSpec, port: u16) -> Agent {
+        Self::start_with(cluster, spec, "127.0.0.1", port, "")
+    }
+
+    /// Start `hortator agent` for node `spec` with address `node_ip`, its endpoint on `port`,
+    /// and `extra_config` appended to its hortator.toml.
+    pub fn start_with(
+        cluster: &Cluster,
+        spec: &AgentSpec,
+        node_ip: &str,
+        port: u16,
+        extra_config: &str,
+    ) -> Agent {
         let dir = data_dir();
         let config = dir.path().join("hortator.toml");
-        std::fs::write(&config, spec.config()).expect("write config");
+        std::fs::write(&config, format!("{}\n{extra_config}", spec.config()))
+            .expect("write config");
         let child = Command::new(hortator_bin())
             .args(["agent", "--server", &cluster.url, "--node-name", &spec.node])
             .args([
                 "--node-ip",
-                "127.0.0.1",
+                node_ip,
                 "--port",
                 &port.to_string(),
                 "--data-dir",

@@ -241,7 +241,16 @@ pub static RESOURCES: &[ResourceInfo] = &[
         verbs: &[
             "create", "delete", "get", "list", "patch", "update", "watch",
         ],
-        subresources: &[status("", "v1", "Namespace")],
+        subresources: &[
+            status("", "v1", "Namespace"),
+            Subresource {
+                name: "finalize",
+                group: "",
+                version: "v1",
+                kind: "Namespace",
+                verbs: &["update"],
+            },
+        ],
         legacy: false,
     },
     ResourceInfo {

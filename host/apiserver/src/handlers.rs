@@ -669,6 +669,17 @@ fn prepare_update(
     let storage = target.info.storage();
     check_type(target, &mut new)?;
     let sub = target.subresource.as_deref();
+    if storage.kind == "Namespace" {
+        // spec.finalizers changes only through `finalize` (the namespace controller's
+        // subresource), and only spec changes there.
+        if sub == Some("finalize") {
+            let mut merged = old.clone();
+            merged["spec"] = new.get("spec").cloned().unwrap_or(json!({}));
+            new = merged;
+        } else {
+            new["spec"] = old.get("spec").cloned().unwrap_or(json!({}));
+        }
+    }
     if sub == Some("status") {
         let mut merged = old.clone();
         merged["status"] = new.get("status").cloned().unwrap_or(json!({}));

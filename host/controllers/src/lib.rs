@@ -10,14 +10,16 @@
 //! * endpoints — Endpoints from services' selectors and ready pods;
 //! * node lifecycle — silent nodes become NotReady, then their pods are evicted;
 //! * namespace — a deleted namespace is emptied, then finalized;
-//! * garbage — dependents follow their owners (background, foreground, orphan), and terminated
-//!   pods beyond a threshold are deleted.
+//! * garbage — dependents follow their owners (background, foreground, orphan);
+//! * pod GC — terminated pods beyond a threshold, pods of vanished nodes and unscheduled
+//!   terminating pods are deleted.
 
 mod deployment;
 mod endpoints;
 mod garbage;
 mod namespace;
 mod node_lifecycle;
+mod pod_gc;
 mod replication;
 
 use std::sync::Arc;
@@ -46,6 +48,14 @@ impl Default for ControllersConfig {
     }
 }
 
+/// Why a reconcile failed; the controller retries it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// The API refused or could not be reached.
+    #[error("API request failed: {0}")]
+    Api(#[from] kube::Error),
+}
+
 /// The running controllers. Dropping the handle stops them.
 pub struct Controllers {
     tasks: Vec<JoinHandle<()>>,
@@ -70,7 +80,8 @@ pub fn spawn(client: kube::Client, config: ControllersConfig) -> Controllers {
         tokio::spawn(endpoints::run(client.clone())),
         tokio::spawn(node_lifecycle::run(client.clone(), config.clone())),
         tokio::spawn(namespace::run(client.clone())),
-        tokio::spawn(garbage::run(client, config)),
+        tokio::spawn(garbage::run(client.clone())),
+        tokio::spawn(pod_gc::run(client, config)),
     ];
     Controllers { tasks }
 }

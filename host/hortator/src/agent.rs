@@ -1,4 +1,5 @@
-//! `hortator agent`: one node agent against a remote API server, until SIGINT or SIGTERM.
+//! `hortator agent`: one node agent and its service proxy against a remote API server, until
+//! SIGINT or SIGTERM.
 
 use anyhow::Context;
 use hortator_kubelet::Kubelet;
@@ -13,15 +14,28 @@ pub async fn run(config: Config, server: http::Uri) -> anyhow::Result<()> {
         .with_context(|| format!("cannot make a client for {server}"))?;
     let plugins = crate::plugins::start_agent(&config)?;
     let kubelet_config = config.agent.kubelet.clone();
-    let kubelet = Kubelet::start(client, plugins, kubelet_config.clone())
+    let kubelet = Kubelet::start(client.clone(), plugins, kubelet_config.clone())
         .await
         .context("cannot start the node agent")?;
+    let proxy = match &config.proxy {
+        Some(proxy_config) => Some(
+            hortator_proxy::Proxy::start(client, proxy_config.clone())
+                .await
+                .context("cannot start the service proxy")?,
+        ),
+        None => None,
+    };
     tracing::info!(node = %kubelet_config.node_name, %server, "agent is up");
     println!(
         "Hortator agent is up: node {} at {}, API server {server}",
         kubelet_config.node_name, kubelet_config.node_ip
     );
     crate::up::shutdown_signal().await;
+    if let Some(proxy) = proxy
+        && let Err(e) = proxy.shutdown().await
+    {
+        tracing::warn!(error = %e, "cannot remove the service proxy's rules");
+    }
     drop(kubelet);
     tracing::info!("agent stopped");
     Ok(())

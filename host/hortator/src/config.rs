@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use hortator_controllers::ControllersConfig;
 use hortator_kubelet::KubeletConfig;
+use hortator_proxy::ProxyConfig;
 use hortator_plugin_runtime::{PluginsConfig, ValidatedPlugins};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
@@ -48,6 +49,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// The controllers (`[controllers]`).
     pub controllers: ControllersConfig,
+    /// The service proxy of the node agent (`[proxy]`); `None` when disabled.
+    pub proxy: Option<ProxyConfig>,
 }
 
 /// The node agent's settings (`[agent]`), defaults filled in.
@@ -72,6 +75,17 @@ struct File {
     agent: AgentSection,
     #[serde(default)]
     controllers: ControllersSection,
+    #[serde(default)]
+    proxy: ProxySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ProxySection {
+    enabled: Option<bool>,
+    mode: Option<String>,
+    node_port_addresses: Option<Vec<String>>,
+    sync_period_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,7 +242,9 @@ impl Config {
         };
         let agent = agent_config(&file.agent, overrides, &data_dir, &file_name)?;
         let controllers = controllers_config(&file.controllers, &file_name)?;
+        let proxy = proxy_config(&file.proxy, &agent, service_cidr, &file_name)?;
         Ok(Config {
+            proxy,
             agent,
             controllers,
             config_file: path.map(Path::to_path_buf),
@@ -243,6 +259,53 @@ impl Config {
             store_sync: file.store.sync.unwrap_or(true),
         })
     }
+}
+
+/// `[proxy]`: validated here, once. NodePorts are served on the node address and on
+/// `node-port-addresses` (default: 127.0.0.1).
+fn proxy_config(
+    section: &ProxySection,
+    agent: &AgentConfig,
+    service_cidr: Ipv4Net,
+    file_name: &str,
+) -> Result<Option<ProxyConfig>, ConfigError> {
+    let err = |key: &str, reason: String| ConfigError {
+        file: file_name.to_string(),
+        message: format!("proxy.{key}: {reason}"),
+    };
+    let mut config = ProxyConfig::new(agent.kubelet.node_name.clone());
+    if let Some(mode) = &section.mode {
+        config.mode = mode.parse().map_err(|_| {
+            err(
+                "mode",
+                format!("{mode:?} is not a proxy mode (\"iptables\" or \"userspace\")"),
+            )
+        })?;
+    }
+    let extra = match &section.node_port_addresses {
+        Some(list) => list.clone(),
+        None => vec!["127.0.0.1".to_string()],
+    };
+    config.node_port_addresses = vec![agent.kubelet.node_ip];
+    for address in extra {
+        let ip: std::net::Ipv4Addr = address.parse().map_err(|_| {
+            err(
+                "node-port-addresses",
+                format!("{address:?} is not an IPv4 address"),
+            )
+        })?;
+        if !config.node_port_addresses.contains(&ip) {
+            config.node_port_addresses.push(ip);
+        }
+    }
+    match section.sync_period_seconds {
+        Some(0) => return Err(err("sync-period-seconds", "must be at least 1".into())),
+        Some(seconds) => config.sync_period = std::time::Duration::from_secs(seconds),
+        None => {}
+    }
+    config.service_cidr = service_cidr;
+    config.cluster_cidr = agent.kubelet.cluster_cidr;
+    Ok(section.enabled.unwrap_or(true).then_some(config))
 }
 
 /// `[controllers]`: validated here, once.

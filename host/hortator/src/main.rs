@@ -52,8 +52,8 @@ enum Command {
         /// The API server, e.g. http://10.0.0.1:6443.
         #[arg(long, value_name = "URL", required_unless_present = "cleanup")]
         server: Option<String>,
-        /// Remove this node's iptables rules (host ports, masquerading, forwarding) and exit;
-        /// its pods lose their network.
+        /// Remove this node's iptables rules (host ports, masquerading, forwarding, services)
+        /// and exit; its pods lose their network.
         #[arg(long)]
         cleanup: bool,
         /// The node's name (default: the host name).
@@ -193,8 +193,11 @@ fn main() -> ExitCode {
                 Err(e) => return usage_error(e),
             };
             if cleanup {
-                return match hortator_kubelet::remove_network_rules(&config.agent.kubelet.node_name)
-                {
+                let node = &config.agent.kubelet.node_name;
+                let removed = hortator_kubelet::remove_network_rules(node)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| hortator_proxy::remove_rules(node).map_err(|e| e.to_string()));
+                return match removed {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("error: {e}");

@@ -1,5 +1,5 @@
-//! `hortator up`: the whole cluster on one machine — store, API server, scheduler, controllers
-//! and node agent — until SIGINT or SIGTERM.
+//! `hortator up`: the whole cluster on one machine — store, API server, scheduler, controllers,
+//! node agent and service proxy — until SIGINT or SIGTERM.
 
 use std::sync::Arc;
 
@@ -61,18 +61,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _scheduler = hortator_scheduler::spawn(client.clone(), plugins.clone())
         .context("cannot start the scheduler")?;
     let _controllers = hortator_controllers::spawn(client.clone(), config.controllers.clone());
-    let _agent = if config.agent.enabled {
+    let agent = if config.agent.enabled {
         // In one process the API server reaches the agent directly: no port is opened.
         let mut kubelet_config = config.agent.kubelet.clone();
         kubelet_config.port = None;
         let node = kubelet_config.node_name.clone();
-        let kubelet = hortator_kubelet::Kubelet::start(client, plugins.clone(), kubelet_config)
+        let kubelet = hortator_kubelet::Kubelet::start(client.clone(), plugins.clone(), kubelet_config)
             .await
             .context("cannot start the node agent")?;
         api.node_endpoints().register(&node, kubelet.router());
         Some(kubelet)
     } else {
         None
+    };
+    let proxy = match (&config.proxy, config.agent.enabled) {
+        (Some(proxy_config), true) => Some(
+            hortator_proxy::Proxy::start(client.clone(), proxy_config.clone())
+                .await
+                .context("cannot start the service proxy")?,
+        ),
+        _ => None,
     };
     let kubeconfig = config.data_dir.join("kubeconfig.yaml");
     write_kubeconfig(&kubeconfig, &format!("http://{address}"))
@@ -89,6 +97,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         })
         .await
         .context("API server failed")?;
+    if let Some(proxy) = proxy
+        && let Err(e) = proxy.shutdown().await
+    {
+        tracing::warn!(error = %e, "cannot remove the service proxy's rules");
+    }
+    drop(agent);
     store.close();
     tracing::info!("hortator stopped");
     Ok(())

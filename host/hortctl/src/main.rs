@@ -1,14 +1,16 @@
-//! `hortctl`: talks to a Hortator cluster through its API. `plugin list` shows
-//! each extension point's active plugin; `plugin swap` replaces one at runtime.
+//! `hortctl`: talks to a Hortator cluster through its API. `plugin list` shows each extension
+//! point's active plugin; `plugin swap` replaces one at runtime; `rolling-update` replaces a
+//! replication controller's pods one at a time.
+
+mod plugin;
+mod rolling_update;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde::Deserialize;
 
 #[derive(Parser)]
 #[command(name = "hortctl", version, about = "Hortator's command-line client")]
@@ -25,67 +27,11 @@ enum Command {
     /// Manage the WebAssembly plugins of the cluster.
     Plugin {
         #[command(subcommand)]
-        command: PluginCommand,
+        command: plugin::PluginCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum PluginCommand {
-    /// Show every extension point with its active plugin, metrics and last error.
-    List {
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = Format::Table)]
-        output: Format,
-    },
-    /// Replace the plugin of a point (`admission/<name>`, `scheduler/<name>` or
-    /// `scheduler` when there is one profile,
-    /// `network-driver`, `build-strategy/<name>`) with a component file. The old
-    /// plugin stays if the new one fails to load.
-    Swap {
-        /// The extension point.
-        point: String,
-        /// The `.wasm` component.
-        file: PathBuf,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Json,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PluginList {
-    items: Vec<PluginStatus>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PluginStatus {
-    point: String,
-    phase: Option<String>,
-    active: Option<ActivePlugin>,
-    last_error: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ActivePlugin {
-    name: String,
-    version: String,
-    digest: String,
-    source: String,
-    metrics: Metrics,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Metrics {
-    calls: u64,
-    errors: u64,
-    latency_seconds_sum: f64,
+    /// Replace the pods of a replication controller one at a time, with a new controller
+    /// from a file or a new image (kubectl rolling-update).
+    RollingUpdate(rolling_update::Args),
 }
 
 fn default_kubeconfig() -> Option<PathBuf> {
@@ -99,16 +45,15 @@ fn default_kubeconfig() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| Path::new(&home).join(".kube/config"))
 }
 
-async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
+async fn config(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Config> {
     let path = kubeconfig
         .or_else(default_kubeconfig)
         .context("no kubeconfig: pass --kubeconfig")?;
     let kubeconfig = Kubeconfig::read_from(&path)
         .with_context(|| format!("{}: cannot read kubeconfig", path.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .with_context(|| format!("{}: invalid kubeconfig", path.display()))?;
-    kube::Client::try_from(config).context("cannot build an API client")
+        .with_context(|| format!("{}: invalid kubeconfig", path.display()))
 }
 
 /// The server's message for an API error, the error itself otherwise.
@@ -119,144 +64,41 @@ fn api_error(e: kube::Error) -> anyhow::Error {
     }
 }
 
-fn short_digest(digest: &str) -> &str {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    &hex[..hex.len().min(12)]
-}
-
-fn print_table(list: &PluginList) {
-    let mut rows = vec![[
-        "POINT".to_string(),
-        "PHASE".into(),
-        "PLUGIN".into(),
-        "VERSION".into(),
-        "DIGEST".into(),
-        "SOURCE".into(),
-        "CALLS".into(),
-        "ERRORS".into(),
-        "MEAN".into(),
-        "LAST ERROR".into(),
-    ]];
-    for item in &list.items {
-        let phase = item.phase.clone().unwrap_or_else(|| "-".into());
-        let last_error = item.last_error.clone().unwrap_or_else(|| "<none>".into());
-        let row = match &item.active {
-            Some(p) => {
-                let mean = if p.metrics.calls == 0 {
-                    "-".to_string()
-                } else {
-                    format!(
-                        "{:.1}µs",
-                        p.metrics.latency_seconds_sum * 1e6 / p.metrics.calls as f64
-                    )
-                };
-                [
-                    item.point.clone(),
-                    phase,
-                    p.name.clone(),
-                    p.version.clone(),
-                    short_digest(&p.digest).to_string(),
-                    p.source.clone(),
-                    p.metrics.calls.to_string(),
-                    p.metrics.errors.to_string(),
-                    mean,
-                    last_error,
-                ]
-            }
-            None => {
-                let none = || "<none>".to_string();
-                [
-                    item.point.clone(),
-                    phase,
-                    none(),
-                    none(),
-                    none(),
-                    none(),
-                    "0".into(),
-                    "0".into(),
-                    "-".into(),
-                    last_error,
-                ]
-            }
-        };
-        rows.push(row);
-    }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, w))| {
-                if i + 1 == widths.len() {
-                    cell.clone()
-                } else {
-                    format!("{cell:w$}")
-                }
-            })
-            .collect();
-        println!("{}", line.join("   ").trim_end());
-    }
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Plugin { command } = cli.command;
-    match command {
-        PluginCommand::List { output } => {
-            let client = client(cli.kubeconfig).await?;
-            let request = http::Request::get("/hortator/v1/plugins").body(Vec::new())?;
-            let text = client.request_text(request).await.map_err(api_error)?;
-            match output {
-                Format::Json => println!("{text}"),
-                Format::Table => {
-                    let list: PluginList =
-                        serde_json::from_str(&text).context("unexpected answer from the server")?;
-                    print_table(&list);
-                }
-            }
-        }
-        PluginCommand::Swap { point, file } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;
-            let client = client(cli.kubeconfig).await?;
-            let source: String = file
-                .file_name()
-                .map(|n| {
-                    n.to_string_lossy()
-                        .chars()
-                        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let request =
-                http::Request::put(format!("/hortator/v1/plugins/{point}?source={source}"))
-                    .header(http::header::CONTENT_TYPE, "application/wasm")
-                    .body(bytes)?;
-            let started = Instant::now();
-            let text = client.request_text(request).await.map_err(api_error)?;
-            let elapsed = started.elapsed();
-            let status: PluginStatus =
-                serde_json::from_str(&text).context("unexpected answer from the server")?;
-            let active = status
-                .active
-                .context("the server reports no active plugin")?;
-            println!(
-                "{}: now running {} {} ({}) — swapped in {:.1} ms",
-                status.point,
-                active.name,
-                active.version,
-                short_digest(&active.digest),
-                elapsed.as_secs_f64() * 1e3
-            );
+    let config = config(cli.kubeconfig).await?;
+    let namespace = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).context("cannot build an API client")?;
+    match cli.command {
+        Command::Plugin { command } => plugin::run(client, command).await,
+        Command::RollingUpdate(args) => {
+            let namespace = args.namespace.clone().unwrap_or(namespace);
+            rolling_update::run(client, &namespace, args)
+                .await
+                .map_err(anyhow::Error::from)
         }
     }
-    Ok(())
+}
+
+/// A clap error on one line: its message without the usage and help hints.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            eprintln!("{}", one_line(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -249,7 +249,10 @@ pub(crate) async fn heartbeat(
         if let Err(e) = renew(&leases, &nodes, &config.node_name).await {
             tracing::warn!(node = %config.node_name, error = %e, "lease renewal failed");
         }
-        if health_changed || last_status.elapsed() >= Duration::from_secs(60) {
+        // The node lifecycle controller sets Ready to Unknown when it missed heartbeats:
+        // say again what is true as soon as the API shows something else.
+        let overridden = !health_changed && ready_differs(&nodes, &config.node_name, &health).await;
+        if health_changed || overridden || last_status.elapsed() >= Duration::from_secs(60) {
             let current = health.borrow().clone();
             let patch = json!({"status": {"conditions": conditions(&current)}});
             match nodes
@@ -266,6 +269,19 @@ pub(crate) async fn heartbeat(
                 }
             }
         }
+    }
+}
+
+/// Whether the API's Ready condition of the node differs from the engine's health.
+async fn ready_differs(nodes: &Api<Node>, name: &str, health: &watch::Receiver<EngineHealth>) -> bool {
+    let ours = if health.borrow().is_ok() { "True" } else { "False" };
+    match nodes.get_opt(name).await {
+        Ok(Some(node)) => node
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|cs| cs.into_iter().find(|c| c.type_ == "Ready"))
+            .is_none_or(|c| c.status != ours),
+        _ => false,
     }
 }
 

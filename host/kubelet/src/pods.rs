@@ -1250,7 +1250,16 @@ impl Worker {
             ..PodStatus::default()
         };
         let value = serde_json::to_value(&status).unwrap_or_default();
-        if self.last_status.as_ref() == Some(&value) {
+        // Publish on change, and when someone else (the node lifecycle controller) changed
+        // the pod's readiness in the API.
+        let api_ready = previous
+            .conditions
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status == "True");
+        if self.last_status.as_ref() == Some(&value) && api_ready == Some(all_ready) {
             return;
         }
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.namespace);

@@ -1,1 +1,0 @@
-pub(crate) async fn run(_client: kube::Client) {}

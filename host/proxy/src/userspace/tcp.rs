@@ -1,0 +1,75 @@
+//! TCP in userspace: accept, connect to an endpoint, copy both ways.
+
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::Shared;
+
+/// The connect timeout of each attempt, as kube-proxy's userspace mode: an
+/// attempt that fails moves on to the next endpoint.
+const DIAL_TIMEOUTS: [Duration; 4] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// Accepts connections on `listener` and proxies each to an endpoint until
+/// aborted (which closes the listener and every connection).
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, client)) => {
+                    connections.spawn(proxy(stream, client, shared.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Proxies one connection; it ends when either side closes or when its
+/// endpoint is removed. Without a reachable endpoint the client is closed.
+async fn proxy(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let Some((mut upstream, endpoint)) = connect(&shared, peer.ip()).await else {
+        tracing::debug!(client = %peer, "no endpoint reachable: connection closed");
+        return;
+    };
+    let mut endpoints = shared.endpoints.subscribe();
+    tokio::select! {
+        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            if let Err(e) = result {
+                tracing::debug!(client = %peer, %endpoint, error = %e, "connection ended");
+            }
+        }
+        _ = endpoints.wait_for(|current| !current.contains(&endpoint)) => {
+            tracing::debug!(client = %peer, %endpoint, "endpoint removed: connection closed");
+        }
+    }
+}
+
+/// Connects to the endpoint the balancer picks, trying others on failure.
+async fn connect(shared: &Shared, client: IpAddr) -> Option<(TcpStream, SocketAddrV4)> {
+    for (attempt, timeout) in DIAL_TIMEOUTS.iter().enumerate() {
+        let endpoint = shared.pick(client, Instant::now(), attempt > 0)?;
+        match tokio::time::timeout(*timeout, TcpStream::connect(endpoint)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Some((stream, endpoint));
+            }
+            Ok(Err(e)) => tracing::debug!(%endpoint, error = %e, "connect failed"),
+            Err(_) => tracing::debug!(%endpoint, ?timeout, "connect timed out"),
+        }
+    }
+    None
+}
