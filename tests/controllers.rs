@@ -152,11 +152,8 @@ fn garbage_collection_follows_the_cascade_mode() {
 fn deleting_a_namespace_removes_everything_in_it() {
     let c = Cluster::start();
     let _sim = Sim::start(&c, &["--nodes", "1"]);
-    let manifest = format!(
-        r#"{{"apiVersion": "v1", "kind": "List", "items": [
-            {{"apiVersion": "v1", "kind": "Namespace", "metadata": {{"name": "doomed"}}}}]}}"#
-    );
-    c.kubectl_ok_stdin(&["create", "-f", "-"], Some(&manifest));
+    let namespace = r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}"#;
+    c.kubectl_ok_stdin(&["create", "-f", "-"], Some(namespace));
     c.kubectl_ok_stdin(&["create", "-n", "doomed", "-f", "-"], Some(&rc("web", 2, "web")));
     let others = r#"{"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},

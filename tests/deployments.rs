@@ -222,12 +222,14 @@ fn rolling_update_history_undo_and_delete() {
     assert!(table.contains("3/3"), "{table}");
 
     // A new image: a second ReplicaSet takes over, the first is scaled to zero.
+    // The change cause is recorded after the change, as `--record` did: the controller copies
+    // it to the new ReplicaSet (and would to whichever ReplicaSet is current).
+    c.kubectl_ok(&["set", "image", "deployment/web", "web=nginx:1.27"]);
     c.kubectl_ok(&[
         "annotate",
         "deployment/web",
         "kubernetes.io/change-cause=image 1.27",
     ]);
-    c.kubectl_ok(&["set", "image", "deployment/web", "web=nginx:1.27"]);
     rollout_status(&c, "web");
     wait_pods(&c, "web", 3, "nginx:1.27");
     let sets = replica_sets(&c, "web");
@@ -347,8 +349,6 @@ fn pause_resume_scale_and_history_limit() {
     wait_pods(&c, "api", 4, "nginx:1.26");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(replica_sets(&c, "api").len(), 1);
-    let err = c.kubectl_err(&["rollout", "undo", "deployment/api"]);
-    assert!(err.contains("paused"), "{err}");
 
     // Resumed: the new template rolls out to all four replicas.
     c.kubectl_ok(&["rollout", "resume", "deployment/api"]);
@@ -357,6 +357,12 @@ fn pause_resume_scale_and_history_limit() {
     assert_eq!(replica_sets(&c, "api").len(), 2);
     let d = c.kubectl_json(&["get", "deployment", "api"]);
     assert_eq!(revision(&d), Some("2"));
+
+    // A paused Deployment is not rolled back.
+    c.kubectl_ok(&["rollout", "pause", "deployment/api"]);
+    let err = c.kubectl_err(&["rollout", "undo", "deployment/api"]);
+    assert!(err.contains("cannot rollback a paused deployment"), "{err}");
+    c.kubectl_ok(&["rollout", "resume", "deployment/api"]);
 
     // Scale down, then up: the rollout status follows.
     c.kubectl_ok(&["scale", "deployment", "api", "--replicas=1"]);

@@ -61,7 +61,11 @@ pub(crate) fn delete(flow: &Flow) -> Result<(), String> {
     if output.status.success() || stderr.contains("0 flow entries") {
         return Ok(());
     }
-    Err(format!("conntrack {}: {}", flow.arguments().join(" "), stderr.trim()))
+    Err(format!(
+        "conntrack {}: {}",
+        flow.arguments().join(" "),
+        stderr.trim()
+    ))
 }
 
 #[cfg(test)]

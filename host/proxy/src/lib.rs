@@ -198,8 +198,12 @@ impl Proxy {
                 .instrument(span.clone()),
             )),
             AbortOnDrop(tokio::spawn(
-                watch_objects(Api::<Endpoints>::all(client), endpoints_writer, changed.clone())
-                    .instrument(span.clone()),
+                watch_objects(
+                    Api::<Endpoints>::all(client),
+                    endpoints_writer,
+                    changed.clone(),
+                )
+                .instrument(span.clone()),
             )),
         ];
         let (stop, stopped) = watch::channel(false);
@@ -311,10 +315,14 @@ async fn run(
     let mut generation = 0u64;
     loop {
         generation += 1;
-        let ports = model::service_ports(&services.state(), &endpoints.state(), config.service_cidr);
+        let ports =
+            model::service_ports(&services.state(), &endpoints.state(), config.service_cidr);
         let span = tracing::info_span!("sync", generation, periodic, ports = ports.len());
         let started = std::time::Instant::now();
-        let result = backend.sync(&ports, periodic).instrument(span.clone()).await;
+        let result = backend
+            .sync(&ports, periodic)
+            .instrument(span.clone())
+            .await;
         let wait = match result {
             Ok(()) => {
                 span.in_scope(|| tracing::debug!(elapsed = ?started.elapsed(), "synced"));

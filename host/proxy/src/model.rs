@@ -248,13 +248,19 @@ mod tests {
         assert_eq!(ports[0].node_port, Some(30053));
         assert_eq!(
             ports[0].endpoints,
-            ["10.20.0.2:5353".parse().unwrap(), "10.20.1.3:5353".parse().unwrap()]
+            [
+                "10.20.0.2:5353".parse().unwrap(),
+                "10.20.1.3:5353".parse().unwrap()
+            ]
         );
         assert_eq!(ports[1].key.to_string(), "default/dns:dns-tcp");
         assert_eq!(ports[1].port, 53);
         assert_eq!(
             ports[1].endpoints,
-            ["10.20.0.2:5354".parse().unwrap(), "10.20.1.3:5354".parse().unwrap()]
+            [
+                "10.20.0.2:5354".parse().unwrap(),
+                "10.20.1.3:5354".parse().unwrap()
+            ]
         );
         assert_eq!(ports[1].affinity, None);
     }

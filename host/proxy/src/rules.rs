@@ -349,10 +349,20 @@ impl Rules {
         &self.chains
     }
 
-    /// Checks that the nat and filter tables can be read and changed, creates
-    /// the base chains when missing (existing ones keep their rules until
-    /// the first sync) and adds the missing jumps.
+    /// Checks that `iptables-restore` runs and that the nat and filter tables
+    /// can be read, creates the base chains when missing (existing ones keep
+    /// their rules until the first sync) and adds the missing jumps.
     pub(crate) fn ensure(&self) -> Result<(), ProxyError> {
+        let restore = Command::new("iptables-restore")
+            .arg("--version")
+            .output()
+            .map_err(|e| iptables_error("run iptables-restore", e))?;
+        if !restore.status.success() {
+            return Err(iptables_error(
+                "run iptables-restore",
+                String::from_utf8_lossy(&restore.stderr).trim(),
+            ));
+        }
         for table in ["nat", "filter"] {
             let output = self
                 .iptables
@@ -487,7 +497,10 @@ fn restore(rules: &str) -> Result<(), ProxyError> {
         let line = failed_line(&stderr, rules)
             .map(|l| format!(" (input: {l})"))
             .unwrap_or_default();
-        return Err(iptables_error("iptables-restore", format!("{stderr}{line}")));
+        return Err(iptables_error(
+            "iptables-restore",
+            format!("{stderr}{line}"),
+        ));
     }
     written.map_err(|e| iptables_error("write to iptables-restore", e))
 }
@@ -585,7 +598,10 @@ mod tests {
         let key = port("web", Protocol::Tcp, &[]).key;
         let endpoint = "10.20.0.2:8080".parse().unwrap();
         assert_ne!(a.service_chain(&key), b.service_chain(&key));
-        assert_ne!(a.endpoint_chain(&key, endpoint), b.endpoint_chain(&key, endpoint));
+        assert_ne!(
+            a.endpoint_chain(&key, endpoint),
+            b.endpoint_chain(&key, endpoint)
+        );
         assert!(a.owns(&a.service_chain(&key)));
         assert!(a.owns(&a.endpoint_chain(&key, endpoint)));
         assert!(!b.owns(&a.service_chain(&key)));
@@ -612,7 +628,11 @@ mod tests {
     #[test]
     fn kernel_rules_spread_evenly_and_masquerade() {
         let chains = Chains::new("n1");
-        let mut web = port("web", Protocol::Tcp, &["10.20.0.2:8080", "10.20.0.3:8080", "10.20.1.2:8080"]);
+        let mut web = port(
+            "web",
+            Protocol::Tcp,
+            &["10.20.0.2:8080", "10.20.0.3:8080", "10.20.1.2:8080"],
+        );
         web.node_port = Some(30080);
         let svc = chains.service_chain(&web.key);
         let eps: Vec<String> = web
@@ -670,13 +690,22 @@ COMMIT
         let text = render_kernel(&chains, &[sticky], &[], cluster()).restore_input(&[]);
         let c = "-m comment --comment \"default/sticky:http/udp\"";
         for rule in [
-            format!("-A {svc} {c} -m recent --name {e0} --mask 255.255.255.255 --rsource --rcheck --seconds 600 --reap -j {e0}"),
-            format!("-A {svc} {c} -m recent --name {e1} --mask 255.255.255.255 --rsource --rcheck --seconds 600 --reap -j {e1}"),
+            format!(
+                "-A {svc} {c} -m recent --name {e0} --mask 255.255.255.255 --rsource --rcheck --seconds 600 --reap -j {e0}"
+            ),
+            format!(
+                "-A {svc} {c} -m recent --name {e1} --mask 255.255.255.255 --rsource --rcheck --seconds 600 --reap -j {e1}"
+            ),
             format!("-A {svc} {c} -m statistic --mode random --probability 0.5000000000 -j {e0}"),
             format!("-A {svc} {c} -j {e1}"),
-            format!("-A {e0} -p udp {c} -m recent --name {e0} --mask 255.255.255.255 --rsource --set -m udp -j DNAT --to-destination 10.20.0.2:53"),
+            format!(
+                "-A {e0} -p udp {c} -m recent --name {e0} --mask 255.255.255.255 --rsource --set -m udp -j DNAT --to-destination 10.20.0.2:53"
+            ),
         ] {
-            assert!(text.contains(&format!("{rule}\n")), "{rule}\nnot in\n{text}");
+            assert!(
+                text.contains(&format!("{rule}\n")),
+                "{rule}\nnot in\n{text}"
+            );
         }
         let recent_checks = text.find("--rcheck").unwrap();
         assert!(recent_checks < text.find("statistic").unwrap(), "{text}");
@@ -718,7 +747,8 @@ COMMIT
         headless.cluster_ip = None;
         headless.node_port = Some(30053);
         let stale = vec![chains.service_chain(&web.key)];
-        let text = render_userspace(&chains, [(&web, 41000), (&headless, 41001)]).restore_input(&stale);
+        let text =
+            render_userspace(&chains, [(&web, 41000), (&headless, 41001)]).restore_input(&stale);
         assert_eq!(
             text,
             format!(

@@ -20,7 +20,9 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 /// A route for the service CIDR, so that clients can address ClusterIPs; the
 /// veth's other end has no address, so nothing answers unredirected traffic.
 fn route_service_cidr() {
-    ip(&["link", "add", "svc0", "type", "veth", "peer", "name", "svc1"]);
+    ip(&[
+        "link", "add", "svc0", "type", "veth", "peer", "name", "svc1",
+    ]);
     ip(&["addr", "add", &format!("{CLIENT}/24"), "dev", "svc0"]);
     ip(&["link", "set", "svc0", "up"]);
     ip(&["link", "set", "svc1", "up"]);
@@ -69,7 +71,11 @@ fn tcp_and_udp_through_cluster_ip_and_node_port() {
             }))
             .await;
         cluster
-            .set_endpoints("echo", &[A, B], &[("tcp", 8080, "TCP"), ("udp", 5353, "UDP")])
+            .set_endpoints(
+                "echo",
+                &[A, B],
+                &[("tcp", 8080, "TCP"), ("udp", 5353, "UDP")],
+            )
             .await;
         let (ip, ports) = common::service_ports(&service);
         let (tcp_node_port, udp_node_port) = (ports[0].1.unwrap(), ports[1].1.unwrap());
@@ -101,17 +107,28 @@ fn tcp_and_udp_through_cluster_ip_and_node_port() {
         // replies come back from the ClusterIP (the socket is connected).
         let one = udp_client(CLIENT, SocketAddrV4::new(ip, 53)).await;
         let two = udp_client(CLIENT, SocketAddrV4::new(ip, 53)).await;
-        let reply = udp_ask(&one, "x").await.expect("a UDP reply through the ClusterIP");
-        let other = udp_ask(&two, "y").await.expect("a UDP reply for a second client");
+        let reply = udp_ask(&one, "x")
+            .await
+            .expect("a UDP reply through the ClusterIP");
+        let other = udp_ask(&two, "y")
+            .await
+            .expect("a UDP reply for a second client");
         assert_ne!(reply[..1], other[..1], "{reply} {other}");
-        assert_eq!(udp_ask(&one, "z").await.unwrap(), format!("{}:z", &reply[..1]));
+        assert_eq!(
+            udp_ask(&one, "z").await.unwrap(),
+            format!("{}:z", &reply[..1])
+        );
 
         // NodePorts on 127.0.0.1, TCP and UDP.
         let (name, _) = hello(SocketAddrV4::new(Ipv4Addr::LOCALHOST, tcp_node_port))
             .await
             .expect("the TCP NodePort");
         assert!(name == "a" || name == "b", "{name}");
-        let node = udp_client(Ipv4Addr::LOCALHOST, SocketAddrV4::new(Ipv4Addr::LOCALHOST, udp_node_port)).await;
+        let node = udp_client(
+            Ipv4Addr::LOCALHOST,
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, udp_node_port),
+        )
+        .await;
         let reply = udp_ask(&node, "n").await.expect("the UDP NodePort");
         assert!(reply == "a:n" || reply == "b:n", "{reply}");
 
@@ -124,7 +141,10 @@ fn tcp_and_udp_through_cluster_ip_and_node_port() {
         // The service goes: its listeners close and its rules go.
         cluster.delete_service("echo").await;
         eventually("the node port to close", || async {
-            hello(SocketAddrV4::new(Ipv4Addr::LOCALHOST, tcp_node_port)).await.is_err().then_some(())
+            hello(SocketAddrV4::new(Ipv4Addr::LOCALHOST, tcp_node_port))
+                .await
+                .is_err()
+                .then_some(())
         })
         .await;
         assert!(!iptables_save().contains("default/echo"));
@@ -151,7 +171,9 @@ fn removed_endpoints_lose_their_connections_and_affinity_pins_clients() {
                 },
             }))
             .await;
-        cluster.set_endpoints("sticky", &[A, B], &[("", 8080, "TCP")]).await;
+        cluster
+            .set_endpoints("sticky", &[A, B], &[("", 8080, "TCP")])
+            .await;
         let frontend = SocketAddrV4::new(common::service_ports(&service).0, 80);
         let proxy = Proxy::start(cluster.client.clone(), config("node-a"))
             .await
@@ -171,7 +193,9 @@ fn removed_endpoints_lose_their_connections_and_affinity_pins_clients() {
         // The pinned endpoint goes: its connection is closed, new ones go to
         // the other endpoint.
         let (remaining, other) = if pinned == "a" { (B, "b") } else { (A, "a") };
-        cluster.set_endpoints("sticky", &[remaining], &[("", 8080, "TCP")]).await;
+        cluster
+            .set_endpoints("sticky", &[remaining], &[("", 8080, "TCP")])
+            .await;
         let mut buffer = [0u8; 16];
         let closed = tokio::time::timeout(Duration::from_secs(10), open.read(&mut buffer))
             .await

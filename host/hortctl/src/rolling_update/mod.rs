@@ -206,9 +206,19 @@ pub async fn run(client: Client, namespace: &str, args: Args) -> Result<(), Erro
             )
             .map_err(Error::Invalid)?,
         };
-        if !args.dry_run {
-            // "-orig": the old hash must differ from the new one even for the same image.
-            let old_hash = format!("{}-orig", rules::hash(&old));
+        // "-orig": the old hash must differ from the new one even for the same image.
+        let old_hash = format!("{}-orig", rules::hash(&old));
+        if args.dry_run {
+            // What the update would write, in memory only.
+            let selector = old
+                .spec
+                .get_or_insert_default()
+                .selector
+                .get_or_insert_default();
+            if !selector.contains_key(&args.deployment_label_key) {
+                selector.insert(args.deployment_label_key.clone(), old_hash);
+            }
+        } else {
             old = updater
                 .add_deployment_key(&old, &new.name_any(), &args.deployment_label_key, &old_hash)
                 .await?;

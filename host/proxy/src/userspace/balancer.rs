@@ -42,7 +42,12 @@ impl Balancer {
     /// The endpoint for a connection from `client`: its pinned endpoint
     /// while affinity holds (unless `reset`, after that endpoint failed),
     /// else the next in turn (then pinned). `None` without endpoints.
-    pub(crate) fn pick(&mut self, client: IpAddr, now: Instant, reset: bool) -> Option<SocketAddrV4> {
+    pub(crate) fn pick(
+        &mut self,
+        client: IpAddr,
+        now: Instant,
+        reset: bool,
+    ) -> Option<SocketAddrV4> {
         if self.endpoints.is_empty() {
             return None;
         }
@@ -84,7 +89,10 @@ mod tests {
         let picks: Vec<_> = (0..6)
             .map(|_| balancer.pick(client, now, false).unwrap())
             .collect();
-        assert_eq!(picks, [list[0], list[1], list[2], list[0], list[1], list[2]]);
+        assert_eq!(
+            picks,
+            [list[0], list[1], list[2], list[0], list[1], list[2]]
+        );
         balancer.update(&list[1..], None, now);
         assert_eq!(balancer.pick(client, now, false), Some(list[1]));
         assert_eq!(balancer.pick(client, now, false), Some(list[2]));

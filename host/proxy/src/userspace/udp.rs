@@ -271,8 +271,9 @@ async fn receive(
     socket
         .async_io(Interest::READABLE, || {
             let mut iov = [IoSliceMut::new(&mut *buffer)];
-            let message = recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut *control), MsgFlags::empty())
-                .map_err(io::Error::from)?;
+            let message =
+                recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut *control), MsgFlags::empty())
+                    .map_err(io::Error::from)?;
             let client = message
                 .address
                 .map(|a| SocketAddrV4::new(a.ip(), a.port()))

@@ -88,7 +88,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -133,7 +136,12 @@ impl Cluster {
 
     /// Sets the ready addresses of service `name`: `addresses` × `ports`
     /// (name, port, protocol).
-    pub async fn set_endpoints(&self, name: &str, addresses: &[Ipv4Addr], ports: &[(&str, u16, &str)]) {
+    pub async fn set_endpoints(
+        &self,
+        name: &str,
+        addresses: &[Ipv4Addr],
+        ports: &[(&str, u16, &str)],
+    ) {
         let subsets = if addresses.is_empty() {
             serde_json::json!([])
         } else {
@@ -176,12 +184,7 @@ pub fn service_ports(service: &Service) -> (Ipv4Addr, Vec<(u16, Option<u16>)>) {
         .ports
         .iter()
         .flatten()
-        .map(|p| {
-            (
-                p.port as u16,
-                p.node_port.map(|n| n as u16),
-            )
-        })
+        .map(|p| (p.port as u16, p.node_port.map(|n| n as u16)))
         .collect();
     (ip, ports)
 }
@@ -196,7 +199,11 @@ pub async fn tcp_server(address: SocketAddrV4, name: &'static str) {
                 continue;
             };
             tokio::spawn(async move {
-                if stream.write_all(format!("{name}\n").as_bytes()).await.is_err() {
+                if stream
+                    .write_all(format!("{name}\n").as_bytes())
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 let (mut reader, mut writer) = stream.split();
@@ -256,7 +263,10 @@ pub async fn udp_client(local: Ipv4Addr, address: SocketAddrV4) -> UdpSocket {
     let socket = UdpSocket::bind(SocketAddrV4::new(local, 0))
         .await
         .expect("bind a UDP client");
-    socket.connect(address).await.expect("connect the UDP client");
+    socket
+        .connect(address)
+        .await
+        .expect("connect the UDP client");
     socket
 }
 
@@ -292,7 +302,9 @@ impl Pod {
         addresses: Vec<Ipv4Addr>,
         servers: Vec<Server>,
     ) -> Pod {
-        ip(&["link", "add", host_link, "type", "veth", "peer", "name", pod_link]);
+        ip(&[
+            "link", "add", host_link, "type", "veth", "peer", "name", pod_link,
+        ]);
         ip(&["addr", "add", &format!("{gateway}/24"), "dev", host_link]);
         ip(&["link", "set", host_link, "up"]);
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
@@ -301,7 +313,9 @@ impl Pod {
         let (requests, mut incoming) = mpsc::channel::<PodRequest>(8);
         let thread = std::thread::spawn(move || {
             nix::sched::unshare(CloneFlags::CLONE_NEWNET).expect("unshare the pod namespace");
-            tid_tx.send(nix::unistd::gettid().as_raw()).expect("report the thread id");
+            tid_tx
+                .send(nix::unistd::gettid().as_raw())
+                .expect("report the thread id");
             if moved_rx.recv().is_err() {
                 return;
             }
