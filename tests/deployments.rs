@@ -473,6 +473,35 @@ fn rolling_updates_stay_within_surge_and_unavailability() {
     }
 }
 
+#[test]
+fn stalled_rollout_exceeds_its_progress_deadline() {
+    let (c, _sim) = cluster();
+    let mut manifest: Value = serde_json::from_str(&deployment(
+        "stuck",
+        2,
+        "nginx:1.26",
+        rolling(json!("25%"), json!("25%")),
+    ))
+    .unwrap_or_default();
+    // No node matches: the pods stay Pending and the rollout never progresses.
+    manifest["spec"]["progressDeadlineSeconds"] = json!(2);
+    manifest["spec"]["template"]["spec"]["nodeSelector"] = json!({"nowhere": "true"});
+    create(&c, &manifest.to_string());
+    let out = c.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=60s"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("deployment \"stuck\" exceeded its progress deadline"),
+        "{stderr}"
+    );
+    let d = c.kubectl_json(&["get", "deployment", "stuck"]);
+    let progressing = condition(&d, "Progressing").cloned().unwrap_or_default();
+    assert_eq!(progressing["status"], "False");
+    assert_eq!(progressing["reason"], "ProgressDeadlineExceeded");
+    let available = condition(&d, "Available").cloned().unwrap_or_default();
+    assert_eq!(available["reason"], "MinimumReplicasUnavailable");
+}
+
 /// What a [`PodWatch`] saw.
 #[derive(Debug)]
 struct Seen {

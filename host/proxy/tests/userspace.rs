@@ -147,7 +147,10 @@ fn tcp_and_udp_through_cluster_ip_and_node_port() {
                 .then_some(())
         })
         .await;
-        assert!(!iptables_save().contains("default/echo"));
+        eventually("the service's rules to go", || async {
+            (!iptables_save().contains("default/echo")).then_some(())
+        })
+        .await;
 
         proxy.shutdown().await.expect("shut the proxy down");
         let rules = iptables_save();
