@@ -83,10 +83,13 @@ fn endpoints_follow_the_services_pods() {
     let first = pods[0]["metadata"]["name"].as_str().unwrap();
     let first_ip = pods[0]["status"]["podIP"].as_str().unwrap();
     c.kubectl_ok(&["label", "pod", first, "app=other", "--overwrite"]);
-    eventually("the relabelled pod gone from the endpoints, a new one in", || {
-        let (ready, _, _) = endpoint_ips(&c, "web");
-        (ready.len() == 3 && !ready.iter().any(|ip| ip == first_ip)).then_some(())
-    });
+    eventually(
+        "the relabelled pod gone from the endpoints, a new one in",
+        || {
+            let (ready, _, _) = endpoint_ips(&c, "web");
+            (ready.len() == 3 && !ready.iter().any(|ip| ip == first_ip)).then_some(())
+        },
+    );
     // Scaling down shrinks them.
     c.kubectl_ok(&["scale", "rc", "web", "--replicas=1"]);
     eventually("one endpoint address", || {
@@ -144,7 +147,10 @@ fn garbage_collection_follows_the_cascade_mode() {
         (!rcs.contains(&"fg".to_string()) && pods.is_empty()).then_some(())
     });
     // The orphans are still there, and nobody recreated anything.
-    assert_eq!(names(&c.kubectl_json(&["get", "pods", "-l", "app=orph"])).len(), 2);
+    assert_eq!(
+        names(&c.kubectl_json(&["get", "pods", "-l", "app=orph"])).len(),
+        2
+    );
 }
 
 /// Deleting a namespace removes everything in it, then the namespace itself.
@@ -154,7 +160,10 @@ fn deleting_a_namespace_removes_everything_in_it() {
     let _sim = Sim::start(&c, &["--nodes", "1"]);
     let namespace = r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}"#;
     c.kubectl_ok_stdin(&["create", "-f", "-"], Some(namespace));
-    c.kubectl_ok_stdin(&["create", "-n", "doomed", "-f", "-"], Some(&rc("web", 2, "web")));
+    c.kubectl_ok_stdin(
+        &["create", "-n", "doomed", "-f", "-"],
+        Some(&rc("web", 2, "web")),
+    );
     let others = r#"{"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
          "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
@@ -164,14 +173,23 @@ fn deleting_a_namespace_removes_everything_in_it() {
     eventually("2 running pods in the namespace", || {
         let pods = c.kubectl_json(&["get", "pods", "-n", "doomed"]);
         let items = pods["items"].as_array()?.clone();
-        (items.len() == 2 && items.iter().all(|p| p["status"]["phase"] == "Running"))
-            .then_some(())
+        (items.len() == 2 && items.iter().all(|p| p["status"]["phase"] == "Running")).then_some(())
     });
     let out = c.kubectl_ok(&["delete", "namespace", "doomed", "--timeout=120s"]);
     assert!(out.contains("namespace \"doomed\" deleted"), "{out}");
     let namespaces = names(&c.kubectl_json(&["get", "namespaces"]));
-    assert!(!namespaces.contains(&"doomed".to_string()), "{namespaces:?}");
-    for kind in ["pods", "services", "endpoints", "replicationcontrollers", "configmaps", "secrets"] {
+    assert!(
+        !namespaces.contains(&"doomed".to_string()),
+        "{namespaces:?}"
+    );
+    for kind in [
+        "pods",
+        "services",
+        "endpoints",
+        "replicationcontrollers",
+        "configmaps",
+        "secrets",
+    ] {
         let left = c.kubectl_json(&["get", kind, "-n", "doomed"]);
         assert!(names(&left).is_empty(), "{kind} left: {left}");
     }

@@ -80,8 +80,7 @@ impl TwoNodes {
         };
         for i in 0..2 {
             let loopback = if i == 0 { "\"127.0.0.1\"" } else { "" };
-            let proxy =
-                format!("[proxy]\nmode = \"{mode}\"\nnode-port-addresses = [{loopback}]\n");
+            let proxy = format!("[proxy]\nmode = \"{mode}\"\nnode-port-addresses = [{loopback}]\n");
             let agent = Agent::start_with(
                 &nodes.cluster,
                 &nodes.specs[i],
@@ -259,7 +258,10 @@ fn seed_walkthrough_on_two_nodes() {
         let page = eventually("the page on the node's port 80", || {
             http_get(&format!("{host_ip}:80")).ok()
         });
-        assert!(page.contains("Test Page for the Apache HTTP Server"), "{page}");
+        assert!(
+            page.contains("Test Page for the Apache HTTP Server"),
+            "{page}"
+        );
     }
 
     // A client pod made after the service: the page through the ClusterIP, and the service
@@ -276,7 +278,9 @@ fn seed_walkthrough_on_two_nodes() {
     });
     let url = format!("http://{cluster_ip}:80/");
     let page = eventually("the page through the ClusterIP from a pod", || {
-        let out = c.kubectl(&["exec", "client", "--", "wget", "-q", "-T", "3", "-O", "-", &url]);
+        let out = c.kubectl(&[
+            "exec", "client", "--", "wget", "-q", "-T", "3", "-O", "-", &url,
+        ]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.contains("Test Page").then_some(text)
     });
@@ -351,15 +355,16 @@ fn rolling_update_behind_a_service_answers_every_request() {
     let answers = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(AtomicUsize::new(0));
     let client = {
-        let (stop, answers, failures, target) =
-            (stop.clone(), answers.clone(), failures.clone(), target.clone());
+        let (stop, answers, failures, target) = (
+            stop.clone(),
+            answers.clone(),
+            failures.clone(),
+            target.clone(),
+        );
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match http_get(&target) {
-                    Ok(page) => answers
-                        .lock()
-                        .unwrap()
-                        .push(page.contains("version 2")),
+                    Ok(page) => answers.lock().unwrap().push(page.contains("version 2")),
                     Err(e) => {
                         eprintln!("request failed: {e}");
                         failures.fetch_add(1, Ordering::Relaxed);
@@ -391,7 +396,11 @@ fn rolling_update_behind_a_service_answers_every_request() {
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
     let answers = answers.lock().unwrap().clone();
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "every request is answered");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "every request is answered"
+    );
     assert!(answers.len() > 20, "{} requests", answers.len());
     assert!(answers.first() == Some(&false), "the first requests see v1");
     assert!(
@@ -447,9 +456,10 @@ fn pods_of_a_stopped_agent_reappear_on_the_other_node() {
             .iter()
             .find(|c| c["type"] == "Ready")?
             .clone();
-        let tainted = node["spec"]["taints"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"));
+        let tainted = node["spec"]["taints"].as_array().is_some_and(|t| {
+            t.iter()
+                .any(|t| t["key"] == "node.kubernetes.io/unreachable")
+        });
         (ready["status"] == "Unknown" && tainted).then_some(())
     });
     let table = c.kubectl_ok(&["get", "nodes"]);
@@ -472,4 +482,3 @@ fn pods_of_a_stopped_agent_reappear_on_the_other_node() {
         (running_on_a == 4 && old_gone_or_terminating).then_some(())
     });
 }
-

@@ -32,7 +32,9 @@ fn options() -> anyhow::Result<Options> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--replicas" => options.replicas = value.parse()?,
             "--grace" => options.grace = value.parse()?,
@@ -66,8 +68,14 @@ fn main() -> anyhow::Result<()> {
         "[controllers]\nnode-monitor-grace-period-seconds = {}\npod-eviction-timeout-seconds = {}\n",
         options.grace, options.eviction
     ));
-    let _a = Sim::start(&cluster, &["--nodes", "1", "--prefix", "a-", "--heartbeat", "2"]);
-    let mut b = Sim::start(&cluster, &["--nodes", "1", "--prefix", "b-", "--heartbeat", "2"]);
+    let _a = Sim::start(
+        &cluster,
+        &["--nodes", "1", "--prefix", "a-", "--heartbeat", "2"],
+    );
+    let mut b = Sim::start(
+        &cluster,
+        &["--nodes", "1", "--prefix", "b-", "--heartbeat", "2"],
+    );
     let (node_a, node_b) = ("a-0001", "b-0001");
     let n = options.replicas;
     let rc = format!(
@@ -80,12 +88,18 @@ fn main() -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let pods = pods(&cluster);
-        let (on_a, on_b) = (running_on(&pods, node_a).len(), running_on(&pods, node_b).len());
+        let (on_a, on_b) = (
+            running_on(&pods, node_a).len(),
+            running_on(&pods, node_b).len(),
+        );
         if on_a + on_b == n as usize && on_b > 0 {
             println!("{n} replicas running: {on_a} on {node_a}, {on_b} on {node_b}");
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the replicas never ran on both nodes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the replicas never ran on both nodes"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     b.stop();
@@ -100,7 +114,10 @@ fn main() -> anyhow::Result<()> {
         if running_on(&pods, node_a).len() == n as usize {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the replicas never all ran on {node_a}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the replicas never all ran on {node_a}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let elapsed = jiff::Timestamp::now().duration_since(renewed).as_secs_f64();

@@ -209,7 +209,9 @@ async fn dispatch(
         (Method::POST, true, Some("binding")) => {
             handlers::bind(&ctx, &target, &query, &headers, &body).await
         }
-        (Method::PUT, true, None | Some("status" | "scale" | "finalize")) if verb_allowed("update") => {
+        (Method::PUT, true, None | Some("status" | "scale" | "finalize"))
+            if verb_allowed("update") =>
+        {
             handlers::update(&ctx, &target, &query, &headers, &body, output).await
         }
         (Method::PATCH, true, None | Some("status" | "scale")) if verb_allowed("patch") => {

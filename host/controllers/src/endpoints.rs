@@ -64,9 +64,10 @@ pub(crate) async fn run(client: kube::Client) {
     controller
         .watches_stream(pod_events, services_of_pod)
         .watches_stream(endpoints_events, |endpoints: Endpoints| {
-            Some(ObjectRef::<Service>::new(&endpoints.name_any()).within(
-                endpoints.metadata.namespace.as_deref().unwrap_or_default(),
-            ))
+            Some(
+                ObjectRef::<Service>::new(&endpoints.name_any())
+                    .within(endpoints.metadata.namespace.as_deref().unwrap_or_default()),
+            )
         })
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -98,7 +99,8 @@ fn affected_services(
         }
     }
     for endpoints in endpoints.state() {
-        if endpoints.metadata.namespace.as_deref() == Some(&namespace) && lists_pod(&endpoints, &uid)
+        if endpoints.metadata.namespace.as_deref() == Some(&namespace)
+            && lists_pod(&endpoints, &uid)
         {
             affected.insert(endpoints.name_any());
         }
@@ -237,7 +239,8 @@ fn subsets(service: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
                 .as_ref()
                 .and_then(|s| s.hostname.clone())
                 .filter(|_| {
-                    pod.spec.as_ref().and_then(|s| s.subdomain.as_deref()) == Some(&service.name_any())
+                    pod.spec.as_ref().and_then(|s| s.subdomain.as_deref())
+                        == Some(&service.name_any())
                 }),
             node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
             target_ref: Some(ObjectReference {
@@ -307,9 +310,12 @@ fn is_ready(pod: &Pod) -> bool {
 
 /// Services are not reconciled once gone: their Endpoints are deleted here.
 async fn delete_endpoints_of_deleted_services(client: kube::Client) {
-    let mut events = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut events = watcher(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .boxed();
     while let Some(event) = events.next().await {
         let Ok(watcher::Event::Delete(service)) = event else {
             continue;
@@ -365,7 +371,12 @@ mod tests {
         ];
         let subsets = subsets(&service(json!(8080)), &pods);
         assert_eq!(subsets.len(), 1);
-        let ready: Vec<_> = subsets[0].addresses.iter().flatten().map(|a| a.ip.as_str()).collect();
+        let ready: Vec<_> = subsets[0]
+            .addresses
+            .iter()
+            .flatten()
+            .map(|a| a.ip.as_str())
+            .collect();
         assert_eq!(ready, ["10.0.0.2", "10.0.0.3"]);
         let not_ready: Vec<_> = subsets[0]
             .not_ready_addresses
@@ -375,13 +386,19 @@ mod tests {
             .collect();
         assert_eq!(not_ready, ["10.0.0.4"]);
         assert_eq!(subsets[0].ports.as_ref().unwrap()[0].port, 8080);
-        let target = subsets[0].addresses.as_ref().unwrap()[0].target_ref.as_ref().unwrap();
+        let target = subsets[0].addresses.as_ref().unwrap()[0]
+            .target_ref
+            .as_ref()
+            .unwrap();
         assert_eq!(target.uid.as_deref(), Some("uid-a"));
     }
 
     #[test]
     fn named_target_ports_resolve_per_pod_and_pods_without_them_are_left_out() {
-        let pods = [pod("a", "10.0.0.2", true, "http"), pod("b", "10.0.0.3", true, "other")];
+        let pods = [
+            pod("a", "10.0.0.2", true, "http"),
+            pod("b", "10.0.0.3", true, "other"),
+        ];
         let subsets = subsets(&service(json!("http")), &pods);
         assert_eq!(subsets.len(), 1);
         assert_eq!(subsets[0].addresses.as_ref().unwrap().len(), 1);
@@ -393,9 +410,9 @@ mod tests {
         let mut no_ip = (*pod("a", "", true, "http")).clone();
         no_ip.status.as_mut().unwrap().pod_ip = None;
         let mut deleting = (*pod("b", "10.0.0.3", true, "http")).clone();
-        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::now(),
-        ));
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
         let mut done = (*pod("c", "10.0.0.4", false, "http")).clone();
         done.status.as_mut().unwrap().phase = Some("Succeeded".into());
         let pods = [Arc::new(no_ip), Arc::new(deleting), Arc::new(done)];

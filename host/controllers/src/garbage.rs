@@ -14,13 +14,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use hortator_api::registry::{self, ResourceInfo};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, DynamicObject, PostParams, PropagationPolicy};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::Error;
+use crate::{Error, api_resource};
 
 const ORPHAN: &str = "orphan";
 const FOREGROUND: &str = "foregroundDeletion";
@@ -204,16 +204,6 @@ fn watched_resources() -> impl Iterator<Item = &'static ResourceInfo> {
         .filter(|r| !r.legacy && r.kind != "Event" && r.verbs.contains(&"watch"))
 }
 
-fn api_resource(info: &ResourceInfo) -> ApiResource {
-    ApiResource {
-        group: info.group.to_string(),
-        version: info.version.to_string(),
-        api_version: info.api_version(),
-        kind: info.kind.to_string(),
-        plural: info.plural.to_string(),
-    }
-}
-
 async fn watch_resource(collector: Arc<Collector>, info: &'static ResourceInfo) {
     let api: Api<DynamicObject> = Api::all_with(collector.client.clone(), &api_resource(info));
     let mut events = watcher(api, watcher::Config::default())
@@ -221,7 +211,10 @@ async fn watch_resource(collector: Arc<Collector>, info: &'static ResourceInfo) 
         .boxed();
     while let Some(event) = events.next().await {
         let work = {
-            let mut graph = collector.graph.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut graph = collector
+                .graph
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             match event {
                 Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
                     graph.upsert(info, &object)
@@ -299,7 +292,10 @@ impl Collector {
                             .all(|(u, s)| u != &r.uid || *s != OwnerState::Dangling)
                     });
                     for r in refs.iter_mut() {
-                        if keep.iter().any(|(u, s)| u == &r.uid && *s == OwnerState::Waiting) {
+                        if keep
+                            .iter()
+                            .any(|(u, s)| u == &r.uid && *s == OwnerState::Waiting)
+                        {
                             r.block_owner_deletion = Some(false);
                         }
                     }
@@ -469,7 +465,10 @@ impl Collector {
         if object.metadata == before {
             return Ok(());
         }
-        match api.replace(&node.name, &PostParams::default(), &object).await {
+        match api
+            .replace(&node.name, &PostParams::default(), &object)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
@@ -492,7 +491,8 @@ mod tests {
         if deleting {
             meta["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         }
-        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta})).unwrap()
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta}))
+            .unwrap()
     }
 
     fn pods() -> &'static ResourceInfo {
@@ -510,7 +510,10 @@ mod tests {
         graph.upsert(pods(), &object("p2", &["rc"], &[], false));
         let mut work = graph.remove(&object("rc", &[], &[], false));
         work.sort_by_key(|w| format!("{w:?}"));
-        assert_eq!(work, vec![Work::Dependent("p1".into()), Work::Dependent("p2".into())]);
+        assert_eq!(
+            work,
+            vec![Work::Dependent("p1".into()), Work::Dependent("p2".into())]
+        );
     }
 
     #[test]
@@ -521,7 +524,10 @@ mod tests {
             graph.upsert(pods(), &object("rc", &[], &[FOREGROUND], true)),
             vec![Work::Owner("rc".into())]
         );
-        assert_eq!(graph.remove(&object("p1", &["rc"], &[], false)), vec![Work::Owner("rc".into())]);
+        assert_eq!(
+            graph.remove(&object("p1", &["rc"], &[], false)),
+            vec![Work::Owner("rc".into())]
+        );
         assert!(graph.dependents_of("rc").is_empty());
         assert_eq!(
             graph.upsert(pods(), &object("rc2", &[], &[ORPHAN], true)),

@@ -27,6 +27,17 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+/// The dynamic-client description of a served resource.
+pub(crate) fn api_resource(info: &hortator_api::registry::ResourceInfo) -> kube::api::ApiResource {
+    kube::api::ApiResource {
+        group: info.group.to_string(),
+        version: info.version.to_string(),
+        api_version: info.api_version(),
+        kind: info.kind.to_string(),
+        plural: info.plural.to_string(),
+    }
+}
+
 /// Settings of the controllers (`[controllers]` in `hortator.toml`).
 #[derive(Clone, Debug)]
 pub struct ControllersConfig {

@@ -8,27 +8,30 @@ use std::time::Duration;
 use futures::StreamExt;
 use hortator_api::registry::{self, ResourceInfo};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::Error;
+use crate::{Error, api_resource};
 
 /// The finalizer the namespace controller owns.
 const FINALIZER: &str = "kubernetes";
 
 /// Run the namespace controller until the API goes away.
 pub(crate) async fn run(client: kube::Client) {
-    Controller::new(Api::<Namespace>::all(client.clone()), watcher::Config::default())
-        .run(reconcile, error_policy, Arc::new(client))
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "namespace reconcile");
-            }
-        })
-        .await;
+    Controller::new(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .run(reconcile, error_policy, Arc::new(client))
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "namespace reconcile");
+        }
+    })
+    .await;
 }
 
 /// The namespaced resources whose objects a namespace holds (each storage once).
@@ -36,16 +39,6 @@ fn namespaced_resources() -> impl Iterator<Item = &'static ResourceInfo> {
     registry::RESOURCES
         .iter()
         .filter(|r| r.namespaced() && !r.legacy && r.verbs.contains(&"delete"))
-}
-
-fn api_resource(info: &ResourceInfo) -> ApiResource {
-    ApiResource {
-        group: info.group.to_string(),
-        version: info.version.to_string(),
-        api_version: info.api_version(),
-        kind: info.kind.to_string(),
-        plural: info.plural.to_string(),
-    }
 }
 
 #[tracing::instrument(name = "reconcile namespace", level = "debug", skip_all,
@@ -141,9 +134,23 @@ mod tests {
     #[test]
     fn every_namespaced_storage_is_emptied_once() {
         let plurals: Vec<_> = namespaced_resources().map(|r| r.plural).collect();
-        for plural in ["pods", "services", "endpoints", "replicationcontrollers", "events",
-                       "configmaps", "secrets", "deployments", "replicasets", "leases"] {
-            assert_eq!(plurals.iter().filter(|p| **p == plural).count(), 1, "{plural}");
+        for plural in [
+            "pods",
+            "services",
+            "endpoints",
+            "replicationcontrollers",
+            "events",
+            "configmaps",
+            "secrets",
+            "deployments",
+            "replicasets",
+            "leases",
+        ] {
+            assert_eq!(
+                plurals.iter().filter(|p| **p == plural).count(),
+                1,
+                "{plural}"
+            );
         }
         assert!(!plurals.contains(&"nodes"));
         assert!(!plurals.contains(&"namespaces"));

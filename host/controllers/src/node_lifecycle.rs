@@ -117,7 +117,13 @@ pub(crate) async fn run(client: kube::Client, config: Arc<ControllersConfig>) {
 fn heartbeat_signature(node: &Node, leases: &Store<Lease>) -> (Option<String>, Option<String>) {
     let lease = leases
         .get(&ObjectRef::new(&node.name_any()).within(LEASE_NAMESPACE))
-        .and_then(|l| l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0.to_string()));
+        .and_then(|l| {
+            l.spec
+                .as_ref()?
+                .renew_time
+                .as_ref()
+                .map(|t| t.0.to_string())
+        });
     let ready = condition(node, "Ready")
         .and_then(|c| c.last_heartbeat_time.as_ref().map(|t| t.0.to_string()));
     (lease, ready)
@@ -158,14 +164,22 @@ async fn reconcile(
     let nodes: Api<Node> = Api::all(client.clone());
     if silent && readiness(node) != Readiness::Unknown {
         nodes
-            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(unknown_conditions(node)))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Strategic(unknown_conditions(node)),
+            )
             .await?;
         tracing::info!(node = %name, "node stopped posting status: marked NotReady (Unknown)");
         mark_pods_not_ready(client, &name, pods).await;
         // The next pass sees the new conditions and taints the node.
         return Ok(());
     }
-    let readiness = if silent { Readiness::Unknown } else { readiness(node) };
+    let readiness = if silent {
+        Readiness::Unknown
+    } else {
+        readiness(node)
+    };
     let taints = node
         .spec
         .as_ref()
@@ -202,20 +216,21 @@ async fn reconcile(
 /// A strategic merge patch setting the agent's conditions to Unknown.
 fn unknown_conditions(node: &Node) -> serde_json::Value {
     let now = Time(jiff::Timestamp::now());
-    let conditions: Vec<serde_json::Value> = ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"]
-        .into_iter()
-        .map(|type_| {
-            let previous = condition(node, type_);
-            json!({
-                "type": type_,
-                "status": "Unknown",
-                "reason": "NodeStatusUnknown",
-                "message": "Kubelet stopped posting node status.",
-                "lastHeartbeatTime": previous.and_then(|c| c.last_heartbeat_time.clone()),
-                "lastTransitionTime": now,
+    let conditions: Vec<serde_json::Value> =
+        ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"]
+            .into_iter()
+            .map(|type_| {
+                let previous = condition(node, type_);
+                json!({
+                    "type": type_,
+                    "status": "Unknown",
+                    "reason": "NodeStatusUnknown",
+                    "message": "Kubelet stopped posting node status.",
+                    "lastHeartbeatTime": previous.and_then(|c| c.last_heartbeat_time.clone()),
+                    "lastTransitionTime": now,
+                })
             })
-        })
-        .collect();
+            .collect();
     json!({"status": {"conditions": conditions}})
 }
 
@@ -265,7 +280,10 @@ fn eviction_due(pod: &Pod, taints: &[Taint], timeout: Duration) -> Option<jiff::
                     None | Some("") => t.operator.as_deref() == Some("Exists"),
                     Some(k) => k == taint.key,
                 };
-                let effect_matches = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "NoExecute");
+                let effect_matches = t
+                    .effect
+                    .as_deref()
+                    .is_none_or(|e| e.is_empty() || e == "NoExecute");
                 key_matches && effect_matches
             })
         });
@@ -300,7 +318,11 @@ async fn mark_pods_not_ready(client: &kube::Client, node: &str, pods: &Store<Pod
              "reason": "NodeNotReady", "message": "the node stopped posting status"}
         ]}});
         if let Err(e) = api
-            .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(patch))
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            )
             .await
         {
             tracing::warn!(pod = %pod.name_any(), %namespace, error = %e, "cannot mark pod not ready");
@@ -313,11 +335,13 @@ async fn evict(client: &kube::Client, pod: &Pod, node: &str) {
     let namespace = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
     let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let mut params = DeleteParams::default();
-    params.preconditions = Some(kube::api::Preconditions {
-        uid: pod.metadata.uid.clone(),
-        resource_version: None,
-    });
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
     match api.delete(&name, &params).await {
         Ok(_) => tracing::info!(%namespace, pod = %name, %node, "pod evicted from a failed node"),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
@@ -344,8 +368,16 @@ mod tests {
         let own = taint("dedicated", "NoSchedule");
         let unknown = desired_taints(std::slice::from_ref(&own), Readiness::Unknown, now);
         assert_eq!(unknown.len(), 3);
-        assert!(unknown.iter().any(|t| t.key == UNREACHABLE && t.effect == "NoExecute" && t.time_added.is_some()));
-        assert!(unknown.iter().any(|t| t.key == UNREACHABLE && t.effect == "NoSchedule"));
+        assert!(
+            unknown
+                .iter()
+                .any(|t| t.key == UNREACHABLE && t.effect == "NoExecute" && t.time_added.is_some())
+        );
+        assert!(
+            unknown
+                .iter()
+                .any(|t| t.key == UNREACHABLE && t.effect == "NoSchedule")
+        );
         // Stable: asking again changes nothing (the time is kept).
         let later = now.checked_add(jiff::SignedDuration::from_secs(5)).unwrap();
         assert_eq!(desired_taints(&unknown, Readiness::Unknown, later), unknown);
@@ -370,7 +402,13 @@ mod tests {
         noexec.time_added = Some(Time(added));
         let taints = [taint(UNREACHABLE, "NoSchedule"), noexec];
         let timeout = Duration::from_secs(40);
-        let at = |s: i64| Some(added.checked_add(jiff::SignedDuration::from_secs(s)).unwrap());
+        let at = |s: i64| {
+            Some(
+                added
+                    .checked_add(jiff::SignedDuration::from_secs(s))
+                    .unwrap(),
+            )
+        };
         assert_eq!(eviction_due(&pod(json!([])), &taints, timeout), at(40));
         let seconds = json!([{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 7}]);
         assert_eq!(eviction_due(&pod(seconds), &taints, timeout), at(7));

@@ -42,7 +42,10 @@ async fn collect(client: &kube::Client, threshold: usize) -> Result<(), Error> {
         // A node missing from the list may just have been created: look again.
         if reason == "its node is gone"
             && let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
-            && Api::<Node>::all(client.clone()).get_opt(node).await?.is_some()
+            && Api::<Node>::all(client.clone())
+                .get_opt(node)
+                .await?
+                .is_some()
         {
             continue;
         }
@@ -70,7 +73,12 @@ fn doomed<'a>(
     if terminated.len() > threshold {
         terminated.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
         let excess = terminated.len() - threshold;
-        out.extend(terminated.into_iter().take(excess).map(|p| (p, "too many terminated pods")));
+        out.extend(
+            terminated
+                .into_iter()
+                .take(excess)
+                .map(|p| (p, "too many terminated pods")),
+        );
     }
     for pod in pods {
         if out.iter().any(|(p, _)| std::ptr::eq(*p, pod)) {
@@ -130,13 +138,34 @@ mod tests {
     #[test]
     fn oldest_terminated_pods_beyond_the_threshold_go_first() {
         let pods = [
-            pod("new", Some("n1"), "Succeeded", "2026-01-03T00:00:00Z", false),
+            pod(
+                "new",
+                Some("n1"),
+                "Succeeded",
+                "2026-01-03T00:00:00Z",
+                false,
+            ),
             pod("old", Some("n1"), "Failed", "2026-01-01T00:00:00Z", false),
-            pod("mid", Some("n1"), "Succeeded", "2026-01-02T00:00:00Z", false),
-            pod("running", Some("n1"), "Running", "2025-01-01T00:00:00Z", false),
+            pod(
+                "mid",
+                Some("n1"),
+                "Succeeded",
+                "2026-01-02T00:00:00Z",
+                false,
+            ),
+            pod(
+                "running",
+                Some("n1"),
+                "Running",
+                "2025-01-01T00:00:00Z",
+                false,
+            ),
         ];
         let nodes = HashSet::from(["n1".to_string()]);
-        let names: Vec<_> = doomed(&pods, &nodes, 1).iter().map(|(p, _)| p.name_any()).collect();
+        let names: Vec<_> = doomed(&pods, &nodes, 1)
+            .iter()
+            .map(|(p, _)| p.name_any())
+            .collect();
         assert_eq!(names, ["old", "mid"]);
         assert!(doomed(&pods, &nodes, 3).is_empty());
     }
@@ -144,7 +173,13 @@ mod tests {
     #[test]
     fn pods_of_missing_nodes_and_unscheduled_terminating_pods_go() {
         let pods = [
-            pod("lost", Some("gone"), "Running", "2026-01-01T00:00:00Z", false),
+            pod(
+                "lost",
+                Some("gone"),
+                "Running",
+                "2026-01-01T00:00:00Z",
+                false,
+            ),
             pod("pending", None, "Pending", "2026-01-01T00:00:00Z", false),
             pod("cancelled", None, "Pending", "2026-01-01T00:00:00Z", true),
             pod("fine", Some("n1"), "Running", "2026-01-01T00:00:00Z", false),

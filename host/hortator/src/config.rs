@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use hortator_controllers::ControllersConfig;
 use hortator_kubelet::KubeletConfig;
-use hortator_proxy::ProxyConfig;
 use hortator_plugin_runtime::{PluginsConfig, ValidatedPlugins};
+use hortator_proxy::ProxyConfig;
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 

@@ -66,9 +66,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let mut kubelet_config = config.agent.kubelet.clone();
         kubelet_config.port = None;
         let node = kubelet_config.node_name.clone();
-        let kubelet = hortator_kubelet::Kubelet::start(client.clone(), plugins.clone(), kubelet_config)
-            .await
-            .context("cannot start the node agent")?;
+        let kubelet =
+            hortator_kubelet::Kubelet::start(client.clone(), plugins.clone(), kubelet_config)
+                .await
+                .context("cannot start the node agent")?;
         api.node_endpoints().register(&node, kubelet.router());
         Some(kubelet)
     } else {

@@ -273,8 +273,16 @@ pub(crate) async fn heartbeat(
 }
 
 /// Whether the API's Ready condition of the node differs from the engine's health.
-async fn ready_differs(nodes: &Api<Node>, name: &str, health: &watch::Receiver<EngineHealth>) -> bool {
-    let ours = if health.borrow().is_ok() { "True" } else { "False" };
+async fn ready_differs(
+    nodes: &Api<Node>,
+    name: &str,
+    health: &watch::Receiver<EngineHealth>,
+) -> bool {
+    let ours = if health.borrow().is_ok() {
+        "True"
+    } else {
+        "False"
+    };
     match nodes.get_opt(name).await {
         Ok(Some(node)) => node
             .status
