@@ -164,11 +164,12 @@ fn deleting_a_namespace_removes_everything_in_it() {
         &["create", "-n", "doomed", "-f", "-"],
         Some(&rc("web", 2, "web")),
     );
-    let others = r#"{"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "b"}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token"}, "stringData": {"t": "x"}}]}"#;
+    let others = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}
+---
+{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "b"}}
+---
+{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token"}, "stringData": {"t": "x"}}"#;
     c.kubectl_ok_stdin(&["create", "-n", "doomed", "-f", "-"], Some(others));
     eventually("2 running pods in the namespace", || {
         let pods = c.kubectl_json(&["get", "pods", "-n", "doomed"]);

@@ -277,9 +277,10 @@ fn seed_walkthrough_on_two_nodes() {
         (phase(&c.kubectl_json(&["get", "pod", "client"])) == "Running").then_some(())
     });
     let url = format!("http://{cluster_ip}:80/");
+    // Debian's busybox 1.35 wget crashes with -T; `timeout` bounds it instead.
     let page = eventually("the page through the ClusterIP from a pod", || {
         let out = c.kubectl(&[
-            "exec", "client", "--", "wget", "-q", "-T", "3", "-O", "-", &url,
+            "exec", "client", "--", "timeout", "5", "wget", "-q", "-O", "-", &url,
         ]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.contains("Test Page").then_some(text)
