@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! cargo build --release --workspace --all-targets
-//! cargo run --release --example proxy_bench -- --seconds 5 --connections 16 --requests 2000
+//! cargo run --release --example proxy_bench -- --seconds 5 --connections 16 --requests 2000 --rounds 3
 //! ```
 
 use std::net::SocketAddr;
@@ -30,6 +30,7 @@ struct Options {
     seconds: u64,
     connections: usize,
     requests: usize,
+    rounds: usize,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -37,6 +38,7 @@ fn options() -> anyhow::Result<Options> {
         seconds: 5,
         connections: 16,
         requests: 2000,
+        rounds: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -47,6 +49,7 @@ fn options() -> anyhow::Result<Options> {
             "--seconds" => options.seconds = value.parse()?,
             "--connections" => options.connections = value.parse()?,
             "--requests" => options.requests = value.parse()?,
+            "--rounds" => options.rounds = value.parse::<usize>()?.max(1),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -164,11 +167,11 @@ fn cluster_with_service(
         &["--node-name", &spec.node, "--node-ip", "127.0.0.1"],
     );
     let manifest = format!(
-        r#"{{"apiVersion": "v1", "kind": "List", "items": [
-            {{"apiVersion": "v1", "kind": "Service", "metadata": {{"name": "bench"}},
-              "spec": {{"ports": [{{"port": 80, "targetPort": {port}}}]}}}},
-            {{"apiVersion": "v1", "kind": "Endpoints", "metadata": {{"name": "bench"}},
-              "subsets": [{{"addresses": [{{"ip": "{ip}"}}], "ports": [{{"port": {port}}}]}}]}}]}}"#,
+        r#"{{"apiVersion": "v1", "kind": "Service", "metadata": {{"name": "bench"}},
+              "spec": {{"ports": [{{"port": 80, "targetPort": {port}}}]}}}}
+---
+{{"apiVersion": "v1", "kind": "Endpoints", "metadata": {{"name": "bench"}},
+  "subsets": [{{"addresses": [{{"ip": "{ip}"}}], "ports": [{{"port": {port}}}]}}]}}"#,
         ip = backend.ip(),
         port = backend.port()
     );
@@ -205,6 +208,12 @@ fn row(what: &str, m: &Measured, direct: &Measured) {
     );
 }
 
+/// The round with the median throughput.
+fn median(mut rounds: Vec<Measured>) -> Measured {
+    rounds.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    rounds.swap_remove(rounds.len() / 2)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
@@ -212,19 +221,41 @@ async fn main() -> anyhow::Result<()> {
     let backend = listener.local_addr()?;
     tokio::spawn(serve(listener));
     println!(
-        "backend {backend}; {} keep-alive connections for {} s, then {} fresh-connection requests",
-        options.connections, options.seconds, options.requests
+        "backend {backend}; per round {} keep-alive connections for {} s, then {} fresh-connection requests; \
+         {} rounds alternating direct and proxied, the median round shown",
+        options.connections, options.seconds, options.requests, options.rounds
     );
-    let direct = measure(backend, &options).await?;
-    row("direct", &direct, &direct);
     for mode in ["iptables", "userspace"] {
         let (cluster, spec, service) =
             tokio::task::block_in_place(|| cluster_with_service(mode, backend))?;
         wait_answering(service).await?;
-        let proxied = measure(service, &options).await;
+        // Direct and proxied alternate while the same cluster runs, so that both see the
+        // same background load.
+        let mut direct = Vec::new();
+        let mut proxied = Vec::new();
+        let mut failure = None;
+        for _ in 0..options.rounds {
+            match measure(backend, &options).await {
+                Ok(m) => direct.push(m),
+                Err(e) => failure = Some(e),
+            }
+            match measure(service, &options).await {
+                Ok(m) => proxied.push(m),
+                Err(e) => failure = Some(e),
+            }
+        }
         drop(cluster);
         spec.clean_up();
-        row(&format!("through ClusterIP, {mode}"), &proxied?, &direct);
+        if let Some(e) = failure {
+            return Err(e.context(format!("measuring in {mode} mode")));
+        }
+        let direct = median(direct);
+        row(&format!("direct ({mode} run)"), &direct, &direct);
+        row(
+            &format!("through ClusterIP, {mode}"),
+            &median(proxied),
+            &direct,
+        );
     }
     Ok(())
 }

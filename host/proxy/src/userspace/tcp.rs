@@ -26,6 +26,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => {
+                    // Requests and responses are forwarded as they come: no Nagle delay.
+                    let _ = stream.set_nodelay(true);
                     connections.spawn(proxy(stream, client, shared.clone()));
                 }
                 Err(e) => {
