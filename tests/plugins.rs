@@ -123,10 +123,15 @@ fn builtin_chain_denies_with_kubectl_messages() {
         "{message}"
     );
 
-    // namespace-lifecycle: nothing new in a terminating namespace.
+    // namespace-lifecycle: nothing new in a terminating namespace. A config map with a
+    // finalizer keeps the namespace terminating (the namespace controller cannot finish).
     cluster.kubectl_ok_stdin(
         &["create", "-f", "-"],
         Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: leaving\n"),
+    );
+    cluster.kubectl_ok_stdin(
+        &["create", "-n", "leaving", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [example.com/hold]\n"),
     );
     cluster.kubectl_ok(&["delete", "namespace", "leaving", "--wait=false"]);
     let message = stderr(&cluster.kubectl_stdin(
