@@ -276,31 +276,33 @@ fn replicas_and_service_pods_spread_across_nodes() {
     let cluster = Cluster::start();
     let _sim = Sim::start(&cluster, &["--nodes", "3"]);
     let nodes = wait_nodes(&cluster, 3);
+    // The replication controller makes its 6 replicas; the scheduler spreads them.
+    let template = pod("", "100m", json!({"metadata": {"labels": {"app": "web"}}}));
     let rc = json!({
         "apiVersion": "v1", "kind": "ReplicationController",
         "metadata": {"name": "web"},
-        "spec": {"replicas": 0, "selector": {"app": "web"}, "template": {
+        "spec": {"replicas": 6, "selector": {"app": "web"}, "template": {
             "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+            "spec": template["spec"]}}
     });
     create(&cluster, &rc);
-    let uid = cluster.kubectl_json(&["get", "rc", "web"])["metadata"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for i in 0..6 {
-        create(
-            &cluster,
-            &pod(
-                &format!("web-{i}"),
-                "100m",
-                json!({"metadata": {
-                    "labels": {"app": "web"},
-                    "ownerReferences": [{"apiVersion": "v1", "kind": "ReplicationController", "name": "web", "uid": uid, "controller": true}]
-                }}),
-            ),
-        );
+    let web = eventually("the 6 replicas bound", || {
+        let bound: Vec<String> = pods(&cluster)
+            .into_iter()
+            .filter(|(name, (_, node))| name.starts_with("web-") && !node.is_empty())
+            .map(|(_, (_, node))| node)
+            .collect();
+        (bound.len() == 6).then_some(bound)
+    });
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for node in web {
+        *per_node.entry(node).or_default() += 1;
     }
+    assert_eq!(
+        per_node.keys().collect::<Vec<_>>(),
+        nodes.iter().collect::<Vec<_>>()
+    );
+    assert!(per_node.values().all(|&n| n == 2), "{per_node:?}");
     let svc = json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
         "spec": {"selector": {"app": "db"}, "ports": [{"port": 5432}]}
@@ -316,22 +318,10 @@ fn replicas_and_service_pods_spread_across_nodes() {
             ),
         );
     }
-    let count = |prefix: &str| {
-        let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-        for i in 0..if prefix == "web" { 6 } else { 3 } {
-            *per_node
-                .entry(node_of(&cluster, &format!("{prefix}-{i}")))
-                .or_default() += 1;
-        }
-        per_node
-    };
-    let web = count("web");
-    assert_eq!(
-        web.keys().collect::<Vec<_>>(),
-        nodes.iter().collect::<Vec<_>>()
-    );
-    assert!(web.values().all(|&n| n == 2), "{web:?}");
-    let db = count("db");
+    let mut db: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..3 {
+        *db.entry(node_of(&cluster, &format!("db-{i}"))).or_default() += 1;
+    }
     assert!(db.values().all(|&n| n == 1), "{db:?}");
 }
 
