@@ -16,7 +16,8 @@ use serde_json::Value;
 const REGISTRY: &str = "127.0.0.1:5000";
 
 /// Build `127.0.0.1:5000/httpd:TAG` from the busybox base with a page naming `version`, and
-/// push it to the local registry.
+/// push it to the local registry. Like a well-behaved server, it goes on answering for 2 s
+/// after SIGTERM, while its pod leaves the service's endpoints.
 fn httpd_image(tag: &str, version: &str) -> String {
     let image = format!("{REGISTRY}/httpd:{tag}");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -30,7 +31,7 @@ fn httpd_image(tag: &str, version: &str) -> String {
     std::fs::write(
         dir.path().join("Dockerfile"),
         format!(
-            "FROM {}\nCOPY index.html /www/index.html\nEXPOSE 80\nCMD [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n",
+            "FROM {}\nCOPY index.html /www/index.html\nEXPOSE 80\nCMD [\"sh\", \"-c\", \"httpd -f -p 80 -h /www & trap 'sleep 2; kill $!; exit 0' TERM; wait\"]\n",
             busybox_image()
         ),
     )

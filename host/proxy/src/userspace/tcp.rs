@@ -18,6 +18,9 @@ const DIAL_TIMEOUTS: [Duration; 4] = [
     Duration::from_secs(2),
 ];
 
+/// How long a connection to a removed endpoint may go on before it is closed.
+const REMOVED_ENDPOINT_DRAIN: Duration = Duration::from_secs(1);
+
 /// Accepts connections on `listener` and proxies each to an endpoint until
 /// aborted (which closes the listener and every connection).
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -48,15 +51,29 @@ async fn proxy(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         return;
     };
     let mut endpoints = shared.endpoints.subscribe();
-    tokio::select! {
-        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
-            if let Err(e) = result {
-                tracing::debug!(client = %peer, %endpoint, error = %e, "connection ended");
+    let relay = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+    tokio::pin!(relay);
+    let removed = async {
+        let _ = endpoints
+            .wait_for(|current| !current.contains(&endpoint))
+            .await;
+    };
+    let result = tokio::select! {
+        result = &mut relay => result,
+        () = removed => {
+            // What is in flight may finish: a terminating pod leaves the endpoints while
+            // it still answers.
+            match tokio::time::timeout(REMOVED_ENDPOINT_DRAIN, &mut relay).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::debug!(client = %peer, %endpoint, "endpoint removed: connection closed");
+                    return;
+                }
             }
         }
-        _ = endpoints.wait_for(|current| !current.contains(&endpoint)) => {
-            tracing::debug!(client = %peer, %endpoint, "endpoint removed: connection closed");
-        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(client = %peer, %endpoint, error = %e, "connection ended");
     }
 }
 
