@@ -370,6 +370,25 @@ fn validation_errors_are_status() {
         "[{\"op\":\"replace\",\"path\":\"\",\"value\":7}]",
     ]);
     assert!(!err.is_empty());
+    // A UID in a patch or update is a precondition on the stored object.
+    let err = c.kubectl_err(&[
+        "patch",
+        "pod",
+        "web",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"uid":"not-this-pod","labels":{"x":"y"}}}"#,
+    ]);
+    assert!(
+        err.contains(r#"Error from server (Conflict): Operation cannot be fulfilled on pods "web": Precondition failed: UID in precondition: not-this-pod"#),
+        "{err}"
+    );
+    assert!(
+        c.kubectl_json(&["get", "pod", "web"])["metadata"]["labels"]
+            .get("x")
+            .is_none()
+    );
     assert!(
         c.log().lines().all(|l| !l.contains("panicked")),
         "{}",
@@ -417,6 +436,127 @@ fn deployments_replicasets_configmaps_secrets_events() {
         events.contains("Scheduled") && events.contains("pod/p") && events.contains("hello"),
         "{events}"
     );
+}
+
+/// kubectl's typed commands (create namespace|configmap|secret|deployment|service, run) send
+/// their objects in Kubernetes' protobuf encoding.
+#[test]
+fn typed_commands_send_protobuf() {
+    let c = Cluster::start();
+    let out = c.kubectl_ok(&["create", "namespace", "team-a"]);
+    assert_eq!(out.trim(), "namespace/team-a created");
+    let err = c.kubectl_err(&["create", "namespace", "team-a"]);
+    assert!(
+        err.contains(r#"Error from server (AlreadyExists): namespaces "team-a" already exists"#),
+        "{err}"
+    );
+
+    let ns = ["-n", "team-a"];
+    c.kubectl_ok(
+        &[
+            &[
+                "create",
+                "configmap",
+                "app-config",
+                "--from-literal=mode=fast",
+                "--from-literal=empty=",
+            ][..],
+            &ns,
+        ]
+        .concat(),
+    );
+    let cm = c.kubectl_json(&[&["get", "configmap", "app-config"][..], &ns].concat());
+    assert_eq!(cm["data"], serde_json::json!({"empty": "", "mode": "fast"}));
+
+    c.kubectl_ok(
+        &[
+            &[
+                "create",
+                "secret",
+                "generic",
+                "creds",
+                "--from-literal=password=s3cr3t",
+            ][..],
+            &ns,
+        ]
+        .concat(),
+    );
+    let secret = c.kubectl_json(&[&["get", "secret", "creds"][..], &ns].concat());
+    assert_eq!(secret["data"]["password"], "czNjcjN0");
+    assert_eq!(secret["type"], "Opaque");
+
+    c.kubectl_ok(
+        &[
+            &[
+                "create",
+                "deployment",
+                "web",
+                "--image=busybox",
+                "--replicas=0",
+                "--port=80",
+            ][..],
+            &ns,
+        ]
+        .concat(),
+    );
+    let web = c.kubectl_json(&[&["get", "deployment", "web"][..], &ns].concat());
+    assert_eq!(web["spec"]["replicas"], 0, "an explicit 0 is kept: {web}");
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["ports"],
+        serde_json::json!([{"containerPort": 80, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        web["spec"]["strategy"],
+        serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+    );
+
+    let out = c.kubectl_ok(&[
+        "run",
+        "shell",
+        "--image=busybox",
+        "--restart=Never",
+        "--labels=app=shell",
+        "--env=A=1",
+        "--port=8080",
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    assert_eq!(out.trim(), "pod/shell created");
+    let pod = c.kubectl_json(&["get", "pod", "shell"]);
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    assert_eq!(
+        pod["spec"]["containers"][0]["args"],
+        serde_json::json!(["sleep", "3600"])
+    );
+    assert_eq!(
+        pod["spec"]["containers"][0]["env"],
+        serde_json::json!([{"name": "A", "value": "1"}])
+    );
+    assert_eq!(pod["metadata"]["labels"]["app"], "shell");
+
+    c.kubectl_ok(&["expose", "pod", "shell", "--port=80", "--target-port=8080"]);
+    let svc = c.kubectl_json(&["get", "service", "shell"]);
+    assert!(
+        svc["spec"]["clusterIP"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.254."),
+        "{svc}"
+    );
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "shell"}));
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+
+    c.kubectl_ok(
+        &[
+            &["create", "service", "nodeport", "web", "--tcp=80:8080"][..],
+            &ns,
+        ]
+        .concat(),
+    );
+    let svc = c.kubectl_json(&[&["get", "service", "web"][..], &ns].concat());
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&node_port), "{svc}");
 }
 
 #[test]
@@ -479,4 +619,158 @@ fn data_survives_restart() {
     c.kubectl_ok_stdin(&["create", "-f", "-"], Some(svc));
     let second = json(&c.kubectl_ok(&["get", "svc", "second", "-o", "json"]));
     assert_ne!(second["spec"]["clusterIP"], "10.254.0.1");
+}
+
+/// A `kind: List` goes through kubectl's client-side validation (against /openapi/v2), then
+/// each item through the server's strict field validation.
+#[test]
+fn list_documents_with_default_validation() {
+    let c = Cluster::start();
+    let list = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "listed"}, "data": {"a": "1"}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "listed"},
+             "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+        ],
+    })
+    .to_string();
+    let out = c.kubectl_ok_stdin(&["create", "-f", "-"], Some(&list));
+    assert!(
+        out.contains("configmap/listed created") && out.contains("pod/listed created"),
+        "{out}"
+    );
+    let out = c.kubectl_ok_stdin(&["apply", "-f", "-"], Some(&list.replace("\"1\"", "\"2\"")));
+    assert!(out.contains("configmap/listed configured"), "{out}");
+    assert_eq!(
+        c.kubectl_json(&["get", "configmap", "listed"])["data"]["a"],
+        "2"
+    );
+
+    let bad = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fine"}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "odd"},
+             "spec": {"bogusField": 1, "containers": [{"name": "c", "image": "busybox"}]}},
+        ],
+    })
+    .to_string();
+    let out = c.kubectl_stdin(&["create", "-f", "-"], Some(&bad));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(r#"unknown field "spec.bogusField""#), "{err}");
+    assert!(
+        c.kubectl(&["get", "pod", "odd"])
+            .stderr
+            .starts_with(b"Error from server (NotFound)")
+    );
+}
+
+/// `kubectl apply --server-side`: field managers, conflicts, --force-conflicts, and fields a
+/// manager stops applying are removed.
+#[test]
+fn server_side_apply_tracks_field_managers() {
+    let c = Cluster::start();
+    c.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=1",
+    ]);
+    let created = c.kubectl_json(&["get", "deployment", "web", "--show-managed-fields"]);
+    let entries = created["metadata"]["managedFields"].as_array().unwrap();
+    let create_entry = entries
+        .iter()
+        .find(|e| e["manager"] == "kubectl-create")
+        .unwrap_or_else(|| panic!("{created}"));
+    assert_eq!(create_entry["operation"], "Update");
+    assert!(
+        create_entry["fieldsV1"]["f:spec"]
+            .get("f:replicas")
+            .is_some(),
+        "{created}"
+    );
+    // The deployment controller's revision annotation is its own.
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["manager"] == "kubectl-create" || e["manager"] == "hortator-controllers"),
+        "{created}"
+    );
+
+    let config = |replicas: u32, labels: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n{labels}spec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: busybox\n        image: busybox\n"
+        )
+    };
+    let labels = "    app: web\n    team: blue\n";
+    let out = c.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&config(3, labels)),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(r#"Apply failed with 1 conflict: conflict with "kubectl-create" using apps/v1: .spec.replicas"#),
+        "{err}"
+    );
+    assert_eq!(
+        c.kubectl_json(&["get", "deployment", "web"])["spec"]["replicas"],
+        1
+    );
+
+    let out = c.kubectl_ok_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(&config(3, labels)),
+    );
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let applied = c.kubectl_json(&["get", "deployment", "web", "--show-managed-fields"]);
+    assert_eq!(applied["spec"]["replicas"], 3);
+    assert_eq!(applied["metadata"]["labels"]["team"], "blue");
+    let entries = applied["metadata"]["managedFields"].as_array().unwrap();
+    let apply_entry = entries
+        .iter()
+        .find(|e| e["manager"] == "kubectl")
+        .expect("kubectl's entry");
+    assert_eq!(apply_entry["operation"], "Apply");
+    let create_entry = entries
+        .iter()
+        .find(|e| e["manager"] == "kubectl-create")
+        .unwrap();
+    assert!(
+        create_entry["fieldsV1"]["f:spec"]
+            .get("f:replicas")
+            .is_none(),
+        "{create_entry}"
+    );
+
+    // The team label is no longer applied: it goes.
+    c.kubectl_ok_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&config(3, "    app: web\n")),
+    );
+    let labels = &c.kubectl_json(&["get", "deployment", "web"])["metadata"]["labels"];
+    assert_eq!(labels, &serde_json::json!({"app": "web"}));
+
+    // kubectl scale is another manager: the next apply of a different count conflicts again.
+    c.kubectl_ok(&["scale", "deployment", "web", "--replicas=5"]);
+    let err = String::from_utf8_lossy(
+        &c.kubectl_stdin(
+            &["apply", "--server-side", "-f", "-"],
+            Some(&config(3, "    app: web\n")),
+        )
+        .stderr,
+    )
+    .into_owned();
+    assert!(
+        err.contains("Apply failed with 1 conflict") && err.contains(".spec.replicas"),
+        "{err}"
+    );
 }

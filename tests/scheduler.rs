@@ -462,11 +462,7 @@ fn restart_mid_burst_loses_nothing() {
         "apiVersion": "v1", "kind": "List",
         "items": names.iter().map(|n| pod(n, "10m", json!({}))).collect::<Vec<_>>()
     });
-    // kubectl validates a List against /openapi/v2, which Hortator does not serve.
-    cluster.kubectl_ok_stdin(
-        &["create", "--validate=false", "-f", "-"],
-        Some(&list.to_string()),
-    );
+    cluster.kubectl_ok_stdin(&["create", "-f", "-"], Some(&list.to_string()));
     drop(sim);
     let dir = cluster.into_dir();
     let cluster = Cluster::start_in(dir);

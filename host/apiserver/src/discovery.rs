@@ -182,6 +182,64 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
+/// The media type of an OpenAPI v2 document in gnostic's protobuf encoding. client-go asks for
+/// `…spec.v2@v1.0+protobuf` but cannot parse an `@` in a response's Content-Type, so the
+/// answer uses the dotted form, as kube-apiserver's does.
+const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// `/openapi/v2`: a Swagger 2.0 document without definitions.
+///
+/// kubectl validates a document against it only where the server cannot validate fields
+/// itself — a `kind: List` — and skips kinds the document does not define. The items of a
+/// List are then created one by one with `fieldValidation`, so the server's own validation
+/// (the same as for any other create) is what checks them. kubectl asks for gnostic's
+/// protobuf encoding; other clients get JSON.
+pub fn openapi_v2(headers: &HeaderMap) -> Response {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("protobuf") {
+        // openapi.v2.Document { swagger = 1, info = 2 { title = 1, version = 2 }, paths = 8 }
+        let mut info = Vec::new();
+        protobuf_field(&mut info, 1, b"Hortator");
+        protobuf_field(&mut info, 2, KUBERNETES_VERSION.as_bytes());
+        let mut document = Vec::new();
+        protobuf_field(&mut document, 1, b"2.0");
+        protobuf_field(&mut document, 2, &info);
+        protobuf_field(&mut document, 8, &[]);
+        return (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, OPENAPI_V2_PROTOBUF)],
+            document,
+        )
+            .into_response();
+    }
+    json_ok(
+        "application/json",
+        json!({
+            "swagger": "2.0",
+            "info": {"title": "Hortator", "version": KUBERNETES_VERSION},
+            "paths": {},
+        }),
+    )
+}
+
+/// Append a length-delimited protobuf field.
+fn protobuf_field(out: &mut Vec<u8>, number: u32, payload: &[u8]) {
+    protobuf_varint(out, u64::from(number << 3 | 2));
+    protobuf_varint(out, payload.len() as u64);
+    out.extend_from_slice(payload);
+}
+
+fn protobuf_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
 /// `/openapi/v3`: the index of per-group-version documents.
 pub fn openapi_v3_index() -> Response {
     let mut paths = serde_json::Map::new();

@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use hortator_api::managed::Conflicts;
 use hortator_api::validation::Cause;
 use hortator_store::StoreError;
 use serde_json::{Value, json};
@@ -129,6 +130,25 @@ impl ApiError {
             ),
         );
         e.details = Some(subject.details());
+        e
+    }
+
+    /// 409 Conflict of a server-side apply with fields other managers own.
+    pub fn apply_conflict(subject: Subject<'_>, conflicts: &Conflicts) -> Self {
+        let mut e = Self::new(409, "Conflict", conflicts.to_string());
+        let mut details = subject.details();
+        details["causes"] = conflicts
+            .0
+            .iter()
+            .map(|c| {
+                json!({
+                    "reason": "FieldManagerConflict",
+                    "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                    "field": c.field,
+                })
+            })
+            .collect();
+        e.details = Some(details);
         e
     }
 

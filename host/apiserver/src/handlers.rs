@@ -8,6 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
+use hortator_api::managed::{self, ManagedFields, Writer};
+use hortator_api::protobuf::{self, ProtobufError};
 use hortator_api::selector::{FieldSelector, LabelSelector};
 use hortator_api::validation::Cause;
 use hortator_api::{convert, patch, table};
@@ -179,10 +181,13 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
     } else if content_type.contains("protobuf") {
-        return Err(ApiError::unsupported_media_type(
-            content_type,
-            &["application/json", "application/yaml"],
-        ));
+        protobuf::decode(body).map_err(|e| match e {
+            ProtobufError::UnknownKind { .. } => ApiError::with_code(
+                415,
+                format!("{e}; send the object as application/json or application/yaml"),
+            ),
+            _ => ApiError::bad_request(e.to_string()),
+        })?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?
@@ -250,6 +255,9 @@ fn keep_identity(before: &Value, mut after: Value, fields: &[&str]) -> Result<Va
     }
     Ok(after)
 }
+
+/// The longest generateName prefix kept: 63 minus the 5 random characters.
+const MAX_GENERATE_NAME_PREFIX: usize = 58;
 
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -542,6 +550,9 @@ pub async fn create(
                 .and_then(Value::as_str)
                 .filter(|p| !p.is_empty())
         {
+            // As kube-apiserver: the prefix is cut to 58 characters so that the name stays
+            // within 63.
+            let prefix = prefix.get(..MAX_GENERATE_NAME_PREFIX).unwrap_or(prefix);
             let name = format!("{prefix}{}", random_suffix());
             meta.insert("name".into(), json!(name));
         }
@@ -593,6 +604,9 @@ pub async fn create(
     } else {
         object
     };
+    if object.pointer("/metadata/managedFields").is_none() {
+        record_update(storage.kind, None, &mut object, query);
+    }
     validate(target, &object, true)?;
     let name = str_at(&object, "/metadata/name").unwrap_or("").to_string();
     let target = Target {
@@ -668,6 +682,18 @@ fn prepare_update(
 ) -> Result<(Value, Taken), ApiError> {
     let storage = target.info.storage();
     check_type(target, &mut new)?;
+    // A UID in the new version is a precondition: it must name the stored object.
+    if let Some(uid) = str_at(&new, "/metadata/uid").filter(|u| !u.is_empty())
+        && Some(uid) != str_at(old, "/metadata/uid")
+    {
+        return Err(ApiError::conflict(
+            target.subject(),
+            format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                str_at(old, "/metadata/uid").unwrap_or("")
+            ),
+        ));
+    }
     let sub = target.subresource.as_deref();
     if storage.kind == "Namespace" {
         // spec.finalizers changes only through `finalize` (the namespace controller's
@@ -757,6 +783,9 @@ fn prepare_update(
             generation
         };
         meta_mut(&mut new).insert("generation".into(), json!(generation));
+    }
+    if sub.is_none() && !ManagedFields::set_by_writer(old, &new) {
+        record_update(storage.kind, Some(old), &mut new, query);
     }
     if storage.kind == "Pod"
         && sub != Some("status")
@@ -1031,9 +1060,10 @@ pub async fn patch(
                 "PATCH requests with the apply content type must specify a fieldManager",
             )
         })?;
+        let force = query.flag("force");
         if let Err(ApiError { code: 404, .. }) = current(ctx, target) {
             let mut object = doc.clone();
-            set_managed_fields(&mut object, manager, "Apply");
+            apply_fields(target, &json!({}), &doc, &mut object, manager, force)?;
             let body = serde_json::to_vec(&object).map_err(ApiError::internal)?;
             let mut json_headers = HeaderMap::new();
             json_headers.insert(
@@ -1047,10 +1077,9 @@ pub async fn patch(
             };
             return create(ctx, &collection, query, &json_headers, &body, output).await;
         }
-        let manager = manager.to_string();
-        return guaranteed_update(ctx, target, query, output, None, move |old| {
+        return guaranteed_update(ctx, target, query, output, None, |old| {
             let mut new = apply_patch(kind, "strategic", old, &doc)?;
-            set_managed_fields(&mut new, &manager, "Apply");
+            apply_fields(target, old, &doc, &mut new, manager, force)?;
             Ok(new)
         })
         .await;
@@ -1076,27 +1105,45 @@ pub async fn patch(
     .await
 }
 
-/// Record a field manager in `metadata.managedFields` (whole-object ownership).
-fn set_managed_fields(object: &mut Value, manager: &str, operation: &str) {
-    let api_version = object.get("apiVersion").cloned().unwrap_or(json!("v1"));
-    let meta = meta_mut(object);
-    let mut entries: Vec<Value> = meta
-        .get("managedFields")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.get("manager").and_then(Value::as_str) != Some(manager))
-        .collect();
-    entries.push(json!({
-        "manager": manager,
-        "operation": operation,
-        "apiVersion": api_version,
-        "time": now_rfc3339(),
-        "fieldsType": "FieldsV1",
-        "fieldsV1": {},
-    }));
-    meta.insert("managedFields".into(), json!(entries));
+/// Give the writer of a create (`old` is `None`), update or patch the fields it changed.
+fn record_update(kind: &str, old: Option<&Value>, new: &mut Value, query: &Query) {
+    let api_version = str_at(new, "/apiVersion").unwrap_or_default().to_owned();
+    let time = now_rfc3339();
+    let writer = Writer {
+        manager: &query.field_manager(),
+        operation: managed::Operation::Update,
+        api_version: &api_version,
+        time: &time,
+    };
+    managed::record_write(kind, old, new, &writer);
+}
+
+/// Server-side apply's field management: `merged` is `old` with the applied `config` merged
+/// in; conflicts with other managers are a 409 unless `force`.
+fn apply_fields(
+    target: &Target,
+    old: &Value,
+    config: &Value,
+    merged: &mut Value,
+    manager: &str,
+    force: bool,
+) -> Result<(), ApiError> {
+    let kind = target.info.storage().kind;
+    let api_version = str_at(config, "/apiVersion").unwrap_or_default().to_owned();
+    let time = now_rfc3339();
+    meta_mut(merged);
+    let mut managed = ManagedFields::of(old);
+    let writer = Writer {
+        manager,
+        operation: managed::Operation::Apply,
+        api_version: &api_version,
+        time: &time,
+    };
+    managed
+        .apply(kind, old, config, merged, &writer, force)
+        .map_err(|conflicts| ApiError::apply_conflict(target.subject(), &conflicts))?;
+    managed.write(merged);
+    Ok(())
 }
 
 fn scale_of(object: &Value) -> Value {
@@ -1301,6 +1348,9 @@ struct DeleteOptions {
 fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
+    } else if body.starts_with(protobuf::MAGIC) {
+        protobuf::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?

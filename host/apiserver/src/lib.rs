@@ -92,6 +92,7 @@ impl ApiServer {
                 "/hortator/v1/plugins/{*point}",
                 axum::routing::put(plugins::swap).layer(axum::extract::DefaultBodyLimit::max(plugins::MAX_COMPONENT_BYTES)),
             )
+            .route("/openapi/v2", get(|headers: HeaderMap| async move { discovery::openapi_v2(&headers) }))
             .route("/openapi/v3", get(|| async { discovery::openapi_v3_index() }))
             .route("/openapi/v3/{*path}", get(openapi_v3))
             .fallback(|| async { ApiError::no_route() })
@@ -189,7 +190,11 @@ async fn dispatch(
         }
         Route::Resource(target) => target,
     };
-    let query = Query::parse(uri.query());
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let query = Query::parse(uri.query()).with_user_agent(user_agent);
     let output = Output::from_request(&headers, &query);
     let verb_allowed = |verb: &str| target.info.verbs.contains(&verb);
     let sub = target.subresource.clone();

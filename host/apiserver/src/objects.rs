@@ -210,12 +210,14 @@ pub fn apply_defaults(kind: &str, object: &mut Value) {
             }
             default_template(object);
             if kind == "Deployment" {
+                let strategy = obj(&mut object["spec"], "strategy");
+                default_str(strategy, "type", "RollingUpdate");
+                if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                    let rolling = obj(&mut object["spec"]["strategy"], "rollingUpdate");
+                    default_str(rolling, "maxUnavailable", "25%");
+                    default_str(rolling, "maxSurge", "25%");
+                }
                 let spec = obj(object, "spec");
-                default_value(
-                    spec,
-                    "strategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
-                );
                 default_value(spec, "revisionHistoryLimit", json!(10));
                 default_value(spec, "progressDeadlineSeconds", json!(600));
             }
@@ -565,5 +567,35 @@ pub fn field(object: &Value, path: &str) -> Option<String> {
             Some(field_value(object, path).unwrap_or_else(|| "false".into()))
         }
         _ => field_value(object, path).or(Some(String::new())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment_strategy(strategy: Value) -> Value {
+        let mut object = json!({"spec": {"strategy": strategy}});
+        apply_defaults("Deployment", &mut object);
+        object["spec"]["strategy"].clone()
+    }
+
+    #[test]
+    fn deployment_strategy_defaults_as_kube_apiserver() {
+        let rolling = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}});
+        assert_eq!(deployment_strategy(Value::Null), rolling);
+        assert_eq!(deployment_strategy(json!({})), rolling);
+        assert_eq!(
+            deployment_strategy(json!({"type": "RollingUpdate"})),
+            rolling
+        );
+        assert_eq!(
+            deployment_strategy(json!({"rollingUpdate": {"maxSurge": 0}})),
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "25%"}})
+        );
+        assert_eq!(
+            deployment_strategy(json!({"type": "Recreate"})),
+            json!({"type": "Recreate"})
+        );
     }
 }

@@ -141,24 +141,52 @@ pub fn parse(core: bool, path: &str) -> Result<Route, ApiError> {
     Ok(Route::Resource(target))
 }
 
-/// Query parameters of resource requests.
+/// Query parameters of resource requests, and the client's User-Agent (the default field
+/// manager).
 #[derive(Debug, Default, Clone)]
-pub struct Query(pub HashMap<String, String>);
+pub struct Query {
+    params: HashMap<String, String>,
+    user_agent: String,
+}
 
 impl Query {
     /// Parse a raw query string.
     pub fn parse(raw: Option<&str>) -> Self {
-        let mut map = HashMap::new();
+        let mut params = HashMap::new();
         for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            map.insert(decode(k), decode(v));
+            params.insert(decode(k), decode(v));
         }
-        Query(map)
+        Query {
+            params,
+            user_agent: String::new(),
+        }
+    }
+
+    /// The same query from a client with this User-Agent.
+    pub fn with_user_agent(mut self, user_agent: &str) -> Self {
+        self.user_agent = user_agent.to_owned();
+        self
+    }
+
+    /// The field manager of a write: `fieldManager`, or as kube-apiserver derives it, the
+    /// User-Agent up to its first `/` (`kubectl/v1.32.4 (linux/amd64) …` → `kubectl`);
+    /// `unknown` for a client that sends neither.
+    pub fn field_manager(&self) -> String {
+        let manager = match self.get("fieldManager") {
+            Some(manager) => manager,
+            None => self.user_agent.split('/').next().unwrap_or_default(),
+        };
+        if manager.is_empty() {
+            "unknown".to_owned()
+        } else {
+            manager.to_owned()
+        }
     }
 
     /// A parameter's value.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
+        self.params
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.is_empty())

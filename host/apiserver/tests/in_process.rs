@@ -49,5 +49,18 @@ async fn kube_client_over_the_router_in_process() {
         Ok(Ok(Some(WatchEvent::Added(s)))) => assert_eq!(s.metadata.name.as_deref(), Some("web")),
         other => panic!("expected ADDED, got {other:?}"),
     }
+
+    // A long generateName is cut to 58 characters, as kube-apiserver does: a 60-character
+    // prefix is a valid namespace name, 65 characters with the suffix would not be.
+    let prefix = "a".repeat(60);
+    let mut generated = Namespace::default();
+    generated.metadata.generate_name = Some(prefix.clone());
+    let generated = namespaces
+        .create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
+    let name = generated.metadata.name.unwrap();
+    assert_eq!(name.len(), 63, "{name}");
+    assert!(name.starts_with(&prefix[..58]), "{name}");
     api.shutdown();
 }

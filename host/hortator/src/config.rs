@@ -47,8 +47,8 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// The node agent (`[agent]`).
     pub agent: AgentConfig,
-    /// The controllers (`[controllers]`).
-    pub controllers: ControllersConfig,
+    /// The controllers (`[controllers]`); `None` when disabled.
+    pub controllers: Option<ControllersConfig>,
     /// The service proxy of the node agent (`[proxy]`); `None` when disabled.
     pub proxy: Option<ProxyConfig>,
 }
@@ -91,6 +91,7 @@ struct ProxySection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ControllersSection {
+    enabled: Option<bool>,
     node_monitor_grace_period_seconds: Option<u64>,
     pod_eviction_timeout_seconds: Option<u64>,
     terminated_pod_gc_threshold: Option<usize>,
@@ -308,11 +309,11 @@ fn proxy_config(
     Ok(section.enabled.unwrap_or(true).then_some(config))
 }
 
-/// `[controllers]`: validated here, once.
+/// `[controllers]`: validated here, once; `None` when `enabled = false`.
 fn controllers_config(
     section: &ControllersSection,
     file_name: &str,
-) -> Result<ControllersConfig, ConfigError> {
+) -> Result<Option<ControllersConfig>, ConfigError> {
     let mut config = ControllersConfig::default();
     let positive = |key: &str, value: Option<u64>| match value {
         Some(0) => Err(ConfigError {
@@ -337,7 +338,7 @@ fn controllers_config(
     if let Some(threshold) = section.terminated_pod_gc_threshold {
         config.terminated_pod_gc_threshold = threshold;
     }
-    Ok(config)
+    Ok(section.enabled.unwrap_or(true).then_some(config))
 }
 
 /// `[agent]` and the agent flags: validated here, once.
@@ -554,6 +555,20 @@ mod tests {
         };
         let e = Config::load(None, &bad).unwrap_err().to_string();
         assert!(e.starts_with("command line: --node-ip"), "{e}");
+    }
+
+    #[test]
+    fn controllers_can_be_left_out() {
+        assert!(load_text("").unwrap().controllers.is_some());
+        let c = load_text("[controllers]\nenabled = false\n").unwrap();
+        assert!(c.controllers.is_none());
+        let e = load_text("[controllers]\npod-eviction-timeout-seconds = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("controllers.pod-eviction-timeout-seconds: must be at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -56,20 +56,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("cannot start the API server")?;
-    // Components are API clients; in one process they reach the router directly.
-    let client = kube::Client::new(api.router(), "default");
-    let _scheduler = hortator_scheduler::spawn(client.clone(), plugins.clone())
+    // Components are API clients; in one process they reach the router directly, each under
+    // its own User-Agent (its field manager in managedFields).
+    let client = |agent: &'static str| kube::Client::new(named_router(&api, agent), "default");
+    let _scheduler = hortator_scheduler::spawn(client("hortator-scheduler"), plugins.clone())
         .context("cannot start the scheduler")?;
-    let _controllers = hortator_controllers::spawn(client.clone(), config.controllers.clone());
+    let _controllers = config.controllers.clone().map(|controllers| {
+        hortator_controllers::spawn(client("hortator-controllers"), controllers)
+    });
     let agent = if config.agent.enabled {
         // In one process the API server reaches the agent directly: no port is opened.
         let mut kubelet_config = config.agent.kubelet.clone();
         kubelet_config.port = None;
         let node = kubelet_config.node_name.clone();
-        let kubelet =
-            hortator_kubelet::Kubelet::start(client.clone(), plugins.clone(), kubelet_config)
-                .await
-                .context("cannot start the node agent")?;
+        let kubelet = hortator_kubelet::Kubelet::start(
+            client("hortator-kubelet"),
+            plugins.clone(),
+            kubelet_config,
+        )
+        .await
+        .context("cannot start the node agent")?;
         api.node_endpoints().register(&node, kubelet.router());
         Some(kubelet)
     } else {
@@ -77,7 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let proxy = match (&config.proxy, config.agent.enabled) {
         (Some(proxy_config), true) => Some(
-            hortator_proxy::Proxy::start(client.clone(), proxy_config.clone())
+            hortator_proxy::Proxy::start(client("hortator-proxy"), proxy_config.clone())
                 .await
                 .context("cannot start the service proxy")?,
         ),
@@ -107,6 +113,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     store.close();
     tracing::info!("hortator stopped");
     Ok(())
+}
+
+/// The API server's router for an in-process component, whose requests carry `agent` as
+/// their User-Agent.
+fn named_router(api: &ApiServer, agent: &'static str) -> axum::Router {
+    api.router().layer(axum::middleware::map_request(
+        move |mut request: axum::extract::Request| async move {
+            request.headers_mut().insert(
+                http::header::USER_AGENT,
+                http::HeaderValue::from_static(agent),
+            );
+            request
+        },
+    ))
 }
 
 /// Wait for SIGINT or SIGTERM.

@@ -1,0 +1,253 @@
+use serde_json::json;
+
+use super::*;
+use crate::patch::strategic_merge_patch;
+
+const TIME: &str = "2026-11-28T00:00:00Z";
+
+fn writer(manager: &str, operation: Operation) -> Writer<'_> {
+    Writer {
+        manager,
+        operation,
+        api_version: "apps/v1",
+        time: TIME,
+    }
+}
+
+fn deployment(replicas: i64, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": image}]},
+            },
+        },
+        "status": {"replicas": 0},
+    })
+}
+
+/// Create `object` as `manager` (an Update), as the API server records it.
+fn created(object: &Value, manager: &str) -> Value {
+    let mut object = object.clone();
+    record_write(
+        "Deployment",
+        None,
+        &mut object,
+        &writer(manager, Operation::Update),
+    );
+    object
+}
+
+/// Server-side apply `config` over `old` as `manager`.
+fn apply(old: &Value, config: &Value, manager: &str, force: bool) -> Result<Value, Conflicts> {
+    let mut managed = ManagedFields::of(old);
+    let mut merged = strategic_merge_patch(old, config, "Deployment").unwrap();
+    managed.apply(
+        "Deployment",
+        old,
+        config,
+        &mut merged,
+        &writer(manager, Operation::Apply),
+        force,
+    )?;
+    managed.write(&mut merged);
+    Ok(merged)
+}
+
+fn owners(object: &Value) -> Vec<(String, Value)> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().to_owned(),
+                e["fieldsV1"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_create_owns_every_field_it_set() {
+    let object = created(&deployment(1, "httpd:1"), "kubectl-create");
+    let entry = &object["metadata"]["managedFields"][0];
+    assert_eq!(entry["manager"], "kubectl-create");
+    assert_eq!(entry["operation"], "Update");
+    assert_eq!(entry["fieldsType"], "FieldsV1");
+    assert_eq!(
+        entry["fieldsV1"],
+        json!({
+            "f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {
+                "f:replicas": {},
+                "f:selector": {"f:matchLabels": {"f:app": {}}},
+                "f:template": {
+                    "f:metadata": {"f:labels": {"f:app": {}}},
+                    "f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:image": {}, "f:name": {}}}},
+                },
+            },
+        })
+    );
+    // What is written reads back the same.
+    let mut again = object.clone();
+    ManagedFields::of(&object).write(&mut again);
+    assert_eq!(again, object);
+}
+
+#[test]
+fn an_apply_that_changes_another_managers_field_conflicts() {
+    let object = created(&deployment(1, "httpd:1"), "kubectl-create");
+    let err = apply(&object, &deployment(3, "httpd:2"), "deployer", false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 2 conflicts: conflicts with \"kubectl-create\" using apps/v1:\n\
+         - .spec.replicas\n- .spec.template.spec.containers[name=\"web\"].image"
+    );
+    // Same values: shared, no conflict.
+    let shared = apply(&object, &deployment(1, "httpd:1"), "deployer", false).unwrap();
+    assert_eq!(owners(&shared).len(), 2);
+}
+
+#[test]
+fn a_forced_apply_takes_the_fields() {
+    let object = created(&deployment(1, "httpd:1"), "kubectl-create");
+    let forced = apply(&object, &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 3}}), "deployer", true).unwrap();
+    assert_eq!(forced["spec"]["replicas"], 3);
+    let entries = owners(&forced);
+    let create = &entries
+        .iter()
+        .find(|(m, _)| m == "kubectl-create")
+        .unwrap()
+        .1;
+    assert!(create["f:spec"].get("f:replicas").is_none(), "{create}");
+    let deployer = &entries.iter().find(|(m, _)| m == "deployer").unwrap().1;
+    assert_eq!(deployer, &json!({"f:spec": {"f:replicas": {}}}));
+    // Now an update by the first manager takes it back, without a conflict check.
+    let mut updated = forced.clone();
+    updated["spec"]["replicas"] = json!(5);
+    record_write(
+        "Deployment",
+        Some(&forced),
+        &mut updated,
+        &writer("kubectl-create", Operation::Update),
+    );
+    assert!(owners(&updated).iter().all(|(m, _)| m != "deployer"));
+}
+
+#[test]
+fn fields_an_apply_drops_are_removed_unless_owned_elsewhere() {
+    let mut config = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"a": "1", "b": "2"}},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "web", "image": "httpd:1"},
+            {"name": "sidecar", "image": "busybox"},
+        ]}}},
+    });
+    let first = apply(&json!({}), &config, "deployer", false).unwrap();
+    config["metadata"]["labels"] = json!({"a": "1"});
+    config["spec"]["template"]["spec"]["containers"] = json!([{"name": "web", "image": "httpd:1"}]);
+    let second = apply(&first, &config, "deployer", false).unwrap();
+    assert_eq!(second["metadata"]["labels"], json!({"a": "1"}));
+    assert_eq!(
+        second["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "web", "image": "httpd:1"}])
+    );
+
+    // A label another manager also set stays when the applier drops it.
+    let mut labelled = first.clone();
+    labelled["metadata"]["labels"]["b"] = json!("3");
+    record_write(
+        "Deployment",
+        Some(&first),
+        &mut labelled,
+        &writer("kubectl-label", Operation::Update),
+    );
+    let kept = apply(&labelled, &config, "deployer", false).unwrap();
+    assert_eq!(kept["metadata"]["labels"], json!({"a": "1", "b": "3"}));
+}
+
+#[test]
+fn sets_of_primitives_and_atomic_lists() {
+    let mut object = json!({
+        "metadata": {"name": "p", "finalizers": ["example.com/a"]},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "args": ["sleep", "1"]}]},
+    });
+    record_write(
+        "Pod",
+        None,
+        &mut object,
+        &writer("creator", Operation::Update),
+    );
+    let fields = &object["metadata"]["managedFields"][0]["fieldsV1"];
+    assert_eq!(
+        fields["f:metadata"]["f:finalizers"],
+        json!({"v:\"example.com/a\"": {}})
+    );
+    assert_eq!(
+        fields["f:spec"]["f:containers"]["k:{\"name\":\"c\"}"]["f:args"],
+        json!({}),
+        "a list without merge metadata is owned whole"
+    );
+}
+
+#[test]
+fn unreadable_entries_are_dropped() {
+    let object = json!({"metadata": {"managedFields": [7, {"manager": "x"}, {"manager": "y", "operation": "Update", "fieldsV1": {"f:data": {"f:a": {}}}}]}});
+    let managed = ManagedFields::of(&object);
+    let mut out = json!({"metadata": {}});
+    managed.write(&mut out);
+    assert_eq!(
+        out["metadata"]["managedFields"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        out["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:data": {"f:a": {}}})
+    );
+}
+
+#[test]
+fn updates_take_changed_fields_and_forget_removed_ones() {
+    let created = created(&deployment(1, "httpd:1"), "kubectl-create");
+    let mut same = created.clone();
+    record_write(
+        "Deployment",
+        Some(&created),
+        &mut same,
+        &writer("other", Operation::Update),
+    );
+    assert_eq!(
+        same, created,
+        "a write that changes nothing changes no ownership"
+    );
+
+    let mut relabelled = created.clone();
+    relabelled["metadata"]["labels"] = json!({"tier": "web"});
+    record_write(
+        "Deployment",
+        Some(&created),
+        &mut relabelled,
+        &writer("kubectl-label", Operation::Update),
+    );
+    let entries = owners(&relabelled);
+    let create = &entries
+        .iter()
+        .find(|(m, _)| m == "kubectl-create")
+        .unwrap()
+        .1;
+    assert!(create["f:metadata"].get("f:labels").is_none(), "{create}");
+    let label = &entries
+        .iter()
+        .find(|(m, _)| m == "kubectl-label")
+        .unwrap()
+        .1;
+    assert_eq!(label, &json!({"f:metadata": {"f:labels": {"f:tier": {}}}}));
+}
