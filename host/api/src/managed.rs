@@ -78,6 +78,18 @@ struct Entry {
 }
 
 impl Entry {
+    /// An entry of `writer`'s, without fields.
+    fn new(writer: &Writer<'_>) -> Entry {
+        Entry {
+            manager: writer.manager.to_owned(),
+            operation: writer.operation.as_str().to_owned(),
+            api_version: writer.api_version.to_owned(),
+            time: writer.time.to_owned(),
+            subresource: None,
+            fields: BTreeSet::new(),
+        }
+    }
+
     fn to_json(&self, fields_v1: Value) -> Value {
         let mut entry = json!({
             "manager": self.manager,
@@ -174,13 +186,15 @@ impl ManagedFields {
 
     /// Store these managed fields in `object`'s metadata (removed when there are none).
     pub fn write(&self, object: &mut Value) {
-        let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
-            return;
-        };
         if self.entries.is_empty() {
-            meta.remove("managedFields");
+            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+            }
             return;
         }
+        let Some(meta) = metadata_mut(object) else {
+            return;
+        };
         let list = self
             .entries
             .iter()
@@ -273,14 +287,7 @@ impl ManagedFields {
         let at = match self.entries.iter().position(|e| e.is(writer)) {
             Some(at) => at,
             None => {
-                self.entries.push(Entry {
-                    manager: writer.manager.to_owned(),
-                    operation: writer.operation.as_str().to_owned(),
-                    api_version: String::new(),
-                    time: String::new(),
-                    subresource: None,
-                    fields: BTreeSet::new(),
-                });
+                self.entries.push(Entry::new(writer));
                 self.entries.len() - 1
             }
         };
@@ -299,21 +306,11 @@ pub fn record_write(kind: &str, old: Option<&Value>, new: &mut Value, writer: &W
         // A create: the writer owns every field; the tree is built straight from the object.
         let mut tree = Tree::default();
         fields_of(kind, new, &mut tree);
-        let entry = Entry {
-            manager: writer.manager.to_owned(),
-            operation: writer.operation.as_str().to_owned(),
-            api_version: writer.api_version.to_owned(),
-            time: writer.time.to_owned(),
-            subresource: None,
-            fields: BTreeSet::new(),
-        };
-        if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut)
-            && !tree.0.is_empty()
+        if !tree.0.is_empty()
+            && let Some(meta) = metadata_mut(new)
         {
-            meta.insert(
-                "managedFields".into(),
-                json!([entry.to_json(Value::Object(tree.0))]),
-            );
+            let entry = Entry::new(writer).to_json(Value::Object(tree.0));
+            meta.insert("managedFields".into(), json!([entry]));
         }
         return;
     };
@@ -435,6 +432,15 @@ fn top_level<'v>(
 
 fn metadata(object: &Value) -> Option<&Map<String, Value>> {
     object.get("metadata").and_then(Value::as_object)
+}
+
+/// `object`'s metadata, created when absent; `None` when `object` is not an object.
+fn metadata_mut(object: &mut Value) -> Option<&mut Map<String, Value>> {
+    let map = object.as_object_mut()?;
+    if !map.get("metadata").is_some_and(Value::is_object) {
+        map.insert("metadata".into(), json!({}));
+    }
+    map.get_mut("metadata").and_then(Value::as_object_mut)
 }
 
 /// The fields set in `object` of `kind`, leaves and keyed elements.

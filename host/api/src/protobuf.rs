@@ -19,9 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use base64::Engine as _;
-use prost_reflect::{
-    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value,
-};
+use prost_reflect::{DescriptorPool, DynamicMessage, MapKey, ReflectMessage, Value};
 use serde_json::{Map, Value as Json};
 
 /// The first bytes of every body in Kubernetes' protobuf encoding.
@@ -29,6 +27,7 @@ pub const MAGIC: &[u8] = b"k8s\0";
 const DESCRIPTORS: &[u8] = include_bytes!("../proto/kubernetes.binpb");
 const UNKNOWN: &str = "k8s.io.apimachinery.pkg.runtime.Unknown";
 const META_PACKAGE: &str = "k8s.io.apimachinery.pkg.apis.meta.v1";
+const INT_OR_STRING: &str = "k8s.io.apimachinery.pkg.util.intstr.IntOrString";
 
 /// Pointer fields (`message.field`) whose zero value differs from leaving them unset.
 const ZERO_IS_A_VALUE: &[&str] = &[
@@ -173,7 +172,7 @@ fn write_fields(
             continue;
         }
         let keep_zero = ZERO_IS_A_VALUE.contains(&full_name);
-        if let Some(json) = field_json(&field, value, keep_zero)? {
+        if let Some(json) = field_json(value, keep_zero)? {
             out.insert(field.name().to_owned(), json);
         }
     }
@@ -181,35 +180,28 @@ fn write_fields(
 }
 
 /// A field's JSON value, or `None` when it is a zero that means "unset".
-fn field_json(
-    field: &FieldDescriptor,
-    value: &Value,
-    keep_zero: bool,
-) -> Result<Option<Json>, ProtobufError> {
+fn field_json(value: &Value, keep_zero: bool) -> Result<Option<Json>, ProtobufError> {
     match value {
         Value::List(items) => {
-            let items = items
-                .iter()
-                .map(|item| to_json(item, true))
-                .collect::<Result<Vec<_>, _>>()?;
+            let items = items.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
             Ok(Some(Json::Array(items.into_iter().flatten().collect())))
         }
         Value::Map(entries) => {
             let mut sorted = BTreeMap::new();
             for (key, entry) in entries {
-                if let Some(json) = to_json(entry, true)? {
+                if let Some(json) = to_json(entry)? {
                     sorted.insert(map_key(key), json);
                 }
             }
             Ok(Some(Json::Object(sorted.into_iter().collect())))
         }
-        _ if !keep_zero && is_zero(field, value) => Ok(None),
-        _ => to_json(value, keep_zero),
+        _ if !keep_zero && is_zero(value) => Ok(None),
+        _ => to_json(value),
     }
 }
 
-/// Whether a singular value is its type's zero.
-fn is_zero(field: &FieldDescriptor, value: &Value) -> bool {
+/// Whether a singular value is its type's zero (a zero time is left out by [`message_json`]).
+fn is_zero(value: &Value) -> bool {
     match value {
         Value::Bool(b) => !b,
         Value::I32(n) | Value::EnumNumber(n) => *n == 0,
@@ -220,14 +212,11 @@ fn is_zero(field: &FieldDescriptor, value: &Value) -> bool {
         Value::F64(n) => *n == 0.0,
         Value::String(s) => s.is_empty(),
         Value::Bytes(b) => b.is_empty(),
-        Value::Message(m) => match field.kind() {
-            Kind::Message(desc) => match desc.name() {
-                "Time" | "MicroTime" => time_seconds(m) == 0,
-                "IntOrString" => int_field(m, "type") == 0 && int_field(m, "intVal") == 0,
-                _ => false,
-            },
-            _ => false,
-        },
+        Value::Message(m) => {
+            m.descriptor().full_name() == INT_OR_STRING
+                && int_field(m, "type") == 0
+                && int_field(m, "intVal") == 0
+        }
         Value::List(_) | Value::Map(_) => false,
     }
 }
@@ -244,7 +233,7 @@ fn map_key(key: &MapKey) -> String {
 }
 
 /// A value's JSON form; `None` for a zero time, which Go prints as `null`.
-fn to_json(value: &Value, keep_zero: bool) -> Result<Option<Json>, ProtobufError> {
+fn to_json(value: &Value) -> Result<Option<Json>, ProtobufError> {
     Ok(Some(match value {
         Value::Bool(b) => Json::Bool(*b),
         Value::I32(n) | Value::EnumNumber(n) => Json::from(*n),
@@ -255,14 +244,14 @@ fn to_json(value: &Value, keep_zero: bool) -> Result<Option<Json>, ProtobufError
         Value::F64(n) => Json::from(*n),
         Value::String(s) => Json::String(s.clone()),
         Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
-        Value::Message(m) => return message_json(m, keep_zero),
+        Value::Message(m) => return message_json(m),
         Value::List(_) | Value::Map(_) => {
             return Err(ProtobufError::Decode("nested repeated field".into()));
         }
     }))
 }
 
-fn message_json(message: &DynamicMessage, keep_zero: bool) -> Result<Option<Json>, ProtobufError> {
+fn message_json(message: &DynamicMessage) -> Result<Option<Json>, ProtobufError> {
     let desc = message.descriptor();
     Ok(Some(match desc.full_name() {
         "k8s.io.apimachinery.pkg.apis.meta.v1.Time" => match time(message, false) {
@@ -276,25 +265,17 @@ fn message_json(message: &DynamicMessage, keep_zero: bool) -> Result<Option<Json
         "k8s.io.apimachinery.pkg.api.resource.Quantity" => {
             Json::String(string_field(message, "string"))
         }
-        "k8s.io.apimachinery.pkg.util.intstr.IntOrString" => {
+        INT_OR_STRING => {
             if int_field(message, "type") == 1 {
                 Json::String(string_field(message, "strVal"))
-            } else if keep_zero || int_field(message, "intVal") != 0 {
-                Json::from(int_field(message, "intVal"))
             } else {
-                return Ok(None);
+                Json::from(int_field(message, "intVal"))
             }
         }
         "k8s.io.apimachinery.pkg.runtime.RawExtension"
         | "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1" => {
-            let raw = match message
-                .get_field_by_name(if desc.name() == "FieldsV1" {
-                    "Raw"
-                } else {
-                    "raw"
-                })
-                .as_deref()
-            {
+            // Both hold one bytes field, number 1 (`raw`, `Raw`): JSON text.
+            let raw = match message.get_field_by_number(1).as_deref() {
                 Some(Value::Bytes(b)) => b.clone(),
                 _ => return Ok(None),
             };

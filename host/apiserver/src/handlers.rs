@@ -1131,7 +1131,6 @@ fn apply_fields(
     let kind = target.info.storage().kind;
     let api_version = str_at(config, "/apiVersion").unwrap_or_default().to_owned();
     let time = now_rfc3339();
-    meta_mut(merged);
     let mut managed = ManagedFields::of(old);
     let writer = Writer {
         manager,

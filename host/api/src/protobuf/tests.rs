@@ -253,7 +253,7 @@ fn micro_time_has_microseconds() {
         unreachable!()
     };
     assert_eq!(
-        message_json(&time, false).unwrap(),
+        message_json(&time).unwrap(),
         Some(json!("2023-11-14T22:13:20.123456Z"))
     );
 }
