@@ -4,7 +4,7 @@
 //! `tests/run.sh` (which builds every target), then `$CARGO_TARGET_DIR/release/examples/api_bench`
 //! Options: `--creates N` (default 50000), `--list N` (default 100000), `--no-etcd`,
 //! `--no-admission` (no admission plugins, to see what the chain costs). `hortator up` runs
-//! without its scheduler and controllers (`[controllers] enabled = false`, `scheduler = []`), so
+//! without its scheduler and controllers (`[scheduler]` and `[controllers]` `enabled = false`), so
 //! that what is measured is the API server and the store.
 
 use std::sync::Arc;
@@ -442,8 +442,9 @@ async fn main() -> anyhow::Result<()> {
     // without nodes) and no controllers. `--no-admission` also leaves out the admission
     // chain, to see what it costs.
     let start = || {
-        let mut config =
-            String::from("[controllers]\nenabled = false\n[plugins]\nscheduler = []\n");
+        let mut config = String::from(
+            "[controllers]\nenabled = false\n[scheduler]\nenabled = false\n[plugins]\nscheduler = []\n",
+        );
         if args.iter().any(|a| a == "--no-admission") {
             config.push_str("admission = []\n");
         }

@@ -188,12 +188,12 @@ async fn phase(
     ctx: &Ctx,
     review: &Review<'_>,
     phases: &[Phase],
-    object: Option<Value>,
+    object: Option<&Value>,
     mutating: bool,
     warnings: &mut Vec<String>,
-) -> Result<(Option<Value>, bool), ApiError> {
+) -> Result<Option<Value>, ApiError> {
     let Some(manager) = &ctx.plugins else {
-        return Ok((object, false));
+        return Ok(None);
     };
     let plugins: Vec<Arc<AdmissionPlugin>> = manager
         .admission_chain()
@@ -202,9 +202,10 @@ async fn phase(
         .map(|entry| entry.slot.current())
         .collect();
     if plugins.is_empty() {
-        return Ok((object, false));
+        return Ok(None);
     }
-    let request = review.request(object.as_ref());
+    let request = review.request(object);
+    let object = object.cloned();
     let run = move || run_phase(plugins, request, object, mutating);
     let outcome = match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run)?,
@@ -213,18 +214,18 @@ async fn phase(
             .map_err(|e| ApiError::internal(format!("admission: {e}")))??,
     };
     warnings.extend(outcome.warnings);
-    Ok((outcome.object, outcome.changed))
+    Ok(outcome.object.filter(|_| outcome.changed))
 }
 
-/// Run the mutating plugins on `object`; returns the (possibly patched)
-/// object and whether any plugin changed it.
+/// Run the mutating plugins on `object`; returns the patched object if any plugin changed
+/// it. The object is copied only when there are plugins to run.
 pub async fn mutate(
     ctx: &Ctx,
     review: &Review<'_>,
-    object: Value,
+    object: &Value,
     warnings: &mut Vec<String>,
-) -> Result<(Value, bool), ApiError> {
-    let (object, changed) = phase(
+) -> Result<Option<Value>, ApiError> {
+    phase(
         ctx,
         review,
         &[Phase::Mutating],
@@ -232,8 +233,7 @@ pub async fn mutate(
         true,
         warnings,
     )
-    .await?;
-    Ok((object.unwrap_or_default(), changed))
+    .await
 }
 
 /// Run the validating plugins on the final `object` (`None` for deletes).
@@ -243,16 +243,9 @@ pub async fn validate(
     object: Option<&Value>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    phase(
-        ctx,
-        review,
-        &[Phase::Validating],
-        object.cloned(),
-        false,
-        warnings,
-    )
-    .await
-    .map(drop)
+    phase(ctx, review, &[Phase::Validating], object, false, warnings)
+        .await
+        .map(drop)
 }
 
 /// Deletes have no object to mutate: every plugin of the chain may only allow or deny.

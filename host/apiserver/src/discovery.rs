@@ -115,13 +115,19 @@ pub fn apis_root(headers: &HeaderMap) -> Response {
         } else {
             "apidiscovery.k8s.io/v2beta1"
         };
-        let items: Vec<Value> = named.map(|g| group_discovery(g.name, g.versions)).collect();
+        let items: Vec<Value> = named
+            .map(|g| group_discovery(g.name, g.versions))
+            .chain([crate::metrics_api::aggregated_group()])
+            .collect();
         return json_ok(
             ct,
             json!({"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}),
         );
     }
-    let groups: Vec<Value> = named.map(|g| api_group(g.name, g.versions)).collect();
+    let groups: Vec<Value> = named
+        .map(|g| api_group(g.name, g.versions))
+        .chain([crate::metrics_api::api_group()])
+        .collect();
     json_ok(
         "application/json",
         json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),

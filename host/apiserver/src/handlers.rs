@@ -586,24 +586,24 @@ pub async fn create(
         old: None,
         dry_run,
     };
-    let (mutated, changed) = admission::mutate(ctx, &review, object.clone(), &mut warnings).await?;
-    let mut object = if changed {
-        keep_identity(
-            &object,
-            mutated,
-            &["namespace", "uid", "creationTimestamp", "generation"],
-        )
-        .and_then(|mut mutated| {
-            if storage.kind == "Pod" {
-                // Status is derived again from the mutated spec (qosClass).
-                mutated["status"] = json!({});
-            }
-            objects::apply_defaults(storage.kind, &mut mutated);
-            normalize(target, query, &mutated, &mut warnings)
-        })?
-    } else {
-        object
-    };
+    let mut object =
+        if let Some(mutated) = admission::mutate(ctx, &review, &object, &mut warnings).await? {
+            keep_identity(
+                &object,
+                mutated,
+                &["namespace", "uid", "creationTimestamp", "generation"],
+            )
+            .and_then(|mut mutated| {
+                if storage.kind == "Pod" {
+                    // Status is derived again from the mutated spec (qosClass).
+                    mutated["status"] = json!({});
+                }
+                objects::apply_defaults(storage.kind, &mut mutated);
+                normalize(target, query, &mutated, &mut warnings)
+            })?
+        } else {
+            object
+        };
     if object.pointer("/metadata/managedFields").is_none() {
         record_update(storage.kind, None, &mut object, query);
     }
@@ -628,11 +628,14 @@ pub async fn create(
         return respond(&target, StatusCode::CREATED, object, output, &warnings);
     }
     let key = target.key();
-    match ctx
-        .store
-        .create(key.into_bytes(), codec::encode(&object))
-        .await
-    {
+    let stored = codec::encode(&object);
+    match ctx.store.create(key.into_bytes(), stored.clone()).await {
+        Ok(kv) if matches!(output, Output::Json) && !target.info.legacy => {
+            // The stored bytes are the response: no second encoding.
+            let mut body = Vec::with_capacity(stored.len() + 32);
+            codec::write_with_rv(&mut body, &stored, kv.mod_revision);
+            Ok(json_response(StatusCode::CREATED, body, &warnings))
+        }
         Ok(kv) => {
             meta_mut(&mut object)
                 .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
@@ -943,12 +946,12 @@ async fn guaranteed_update(
             old: Some(&old),
             dry_run: query.dry_run()?,
         };
-        let (new, taken) = match admission::mutate(ctx, &review, new, &mut warnings).await {
-            Ok((mutated, true)) => {
+        let (new, taken) = match admission::mutate(ctx, &review, &new, &mut warnings).await {
+            Ok(Some(mutated)) => {
                 taken.release(ctx);
                 prepare_update(ctx, target, query, &old, mutated, &mut warnings)?
             }
-            Ok((same, false)) => (same, taken),
+            Ok(None) => (new, taken),
             Err(e) => {
                 taken.release(ctx);
                 return Err(e);

@@ -9,6 +9,7 @@ mod codec;
 mod discovery;
 mod error;
 mod handlers;
+mod metrics_api;
 mod nodes;
 mod objects;
 mod plugins;
@@ -144,6 +145,14 @@ async fn openapi_v3(Path(path): Path<String>) -> Response {
 async fn resource_api(State(ctx): State<Arc<Ctx>>, request: Request) -> Response {
     let uri = request.uri().clone();
     let full = uri.path();
+    // metrics.k8s.io is not a stored resource: node agents answer it.
+    if let Some(rest) = full.strip_prefix("/apis/metrics.k8s.io")
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        return metrics_api::serve(&ctx, rest, request.method(), &uri)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let (core, path) = match full.strip_prefix("/apis") {
         Some(rest) => (false, rest),
         None => (true, full.strip_prefix("/api").unwrap_or(full)),

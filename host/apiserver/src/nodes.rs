@@ -125,6 +125,64 @@ pub async fn forward(ctx: &Ctx, target: &Target, request: Request) -> Result<Res
     }
 }
 
+/// GET `path` from `node`'s agent (in process, or over HTTP at its address) and return the
+/// body of a successful answer; `timeout` bounds the whole exchange.
+pub(crate) async fn agent_get(
+    ctx: &Ctx,
+    node: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let uri: Uri = path.parse().map_err(ApiError::internal)?;
+    let exchange = async {
+        let response = if let Some(agent) = ctx.nodes.get(node) {
+            let request = Request::get(uri)
+                .body(Body::empty())
+                .map_err(ApiError::internal)?;
+            let response = agent
+                .oneshot(request)
+                .await
+                .unwrap_or_else(|never| match never {});
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(ApiError::internal)?;
+            (status, body.to_bytes())
+        } else {
+            let address = node_address(ctx, node)?;
+            let mut sender = connect(node, address).await?;
+            let request = agent_request(address, &Method::GET, uri, &HeaderMap::new(), false)?;
+            let response = send(node, address, &mut sender, request).await?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unreachable(node, address, e))?;
+            (status, body.to_bytes())
+        };
+        match response {
+            (status, body) if status.is_success() => Ok(body),
+            (status, body) => Err(ApiError::with_code(
+                503,
+                format!(
+                    "the agent of node \"{node}\" answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                ),
+            )),
+        }
+    };
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+        ApiError::with_code(
+            503,
+            format!("the agent of node \"{node}\" did not answer in time"),
+        )
+    })?
+}
+
 /// What the agent's router needs of the request's extensions: hyper's upgrade handle (and the
 /// HTTP/2 `:protocol`), so that a WebSocket upgrade reaches the agent's handler. The rest —
 /// this router's path parameters above all — stays behind.

@@ -19,35 +19,63 @@ fn roundtrip<K: DeserializeOwned + Serialize>(
     let typed = K::deserialize(object).map_err(|e| e.to_string())?;
     let out = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
     let mut unknown = Vec::new();
-    unknown_fields(object, &out, String::new(), &mut unknown);
+    unknown_fields(object, &out, &mut Vec::new(), &mut unknown);
     Ok((out, unknown))
 }
 
-fn unknown_fields(input: &Value, output: &Value, path: String, found: &mut Vec<String>) {
+/// One step of the path to a field: a key or a list index.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Collect the fields of `input` that `output` (its typed round trip) lost, as dotted paths.
+/// The path is a stack of steps, formatted only for the (rare) unknown field.
+fn unknown_fields<'a>(
+    input: &'a Value,
+    output: &Value,
+    path: &mut Vec<Step<'a>>,
+    found: &mut Vec<String>,
+) {
     match (input, output) {
         (Value::Object(i), Value::Object(o)) => {
             for (k, v) in i {
-                let sub = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                path.push(Step::Key(k));
                 match o.get(k) {
-                    Some(ov) => unknown_fields(v, ov, sub, found),
+                    Some(ov) => unknown_fields(v, ov, path, found),
                     None if v.is_null() => {}
                     // Free-form maps (labels, data, selectors) keep every key; a missing key here
                     // means the typed struct did not know the field.
-                    None => found.push(sub),
+                    None => found.push(dotted(path)),
                 }
+                path.pop();
             }
         }
         (Value::Array(i), Value::Array(o)) => {
             for (n, (iv, ov)) in i.iter().zip(o.iter()).enumerate() {
-                unknown_fields(iv, ov, format!("{path}[{n}]"), found);
+                path.push(Step::Index(n));
+                unknown_fields(iv, ov, path, found);
+                path.pop();
             }
         }
         _ => {}
     }
+}
+
+/// `spec.containers[0].foo` for a path of steps.
+fn dotted(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(n) => out.push_str(&format!("[{n}]")),
+        }
+    }
+    out
 }
 
 /// Decode and re-encode through the typed kind. Errors are decoding errors (400 BadRequest).
@@ -280,6 +308,43 @@ fn validate_typed<K: DeserializeOwned>(object: &Value) -> Result<K, Vec<Cause>> 
     K::deserialize(object).map_err(|e| vec![Cause::invalid("", "", &e.to_string())])
 }
 
+/// The shape of a `managedFields` entry, its field set skipped rather than copied.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManagedFieldsShape {
+    #[serde(rename = "apiVersion")]
+    _api_version: Option<String>,
+    #[serde(rename = "fieldsType")]
+    _fields_type: Option<String>,
+    #[serde(rename = "fieldsV1")]
+    _fields_v1: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "manager")]
+    _manager: Option<String>,
+    #[serde(rename = "operation")]
+    _operation: Option<String>,
+    #[serde(rename = "subresource")]
+    _subresource: Option<String>,
+    #[serde(rename = "time")]
+    _time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// Decode metadata for validation. `managedFields` (large, written by the server) is checked
+/// for its shape only, not copied into the typed metadata.
+fn decode_meta(meta: &Value) -> Result<ObjectMeta, serde_json::Error> {
+    match meta.as_object() {
+        Some(map) if map.contains_key("managedFields") => {
+            Option::<Vec<ManagedFieldsShape>>::deserialize(&map["managedFields"])?;
+            let rest: Map<String, Value> = map
+                .iter()
+                .filter(|(key, _)| *key != "managedFields")
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            ObjectMeta::deserialize(Value::Object(rest))
+        }
+        _ => ObjectMeta::deserialize(meta),
+    }
+}
+
 fn name_check(info: &ResourceInfo) -> fn(&str) -> Vec<String> {
     match info.storage().kind {
         "Namespace" | "Service" => validation::dns1123_label,
@@ -293,7 +358,7 @@ pub fn validate(info: &ResourceInfo, object: &Value, any_name: bool) -> Vec<Caus
     let storage = info.storage();
     let mut causes = Vec::new();
     let decoded = match object.get("metadata") {
-        Some(m) => ObjectMeta::deserialize(m),
+        Some(m) => decode_meta(m),
         None => Ok(ObjectMeta::default()),
     };
     let meta = match decoded {
@@ -311,12 +376,13 @@ pub fn validate(info: &ResourceInfo, object: &Value, any_name: bool) -> Vec<Caus
         check,
     ));
     match storage.kind {
-        "Pod" => match validate_typed::<core::v1::Pod>(object) {
-            Ok(pod) => match &pod.spec {
-                Some(spec) => causes.extend(validation::validate_pod_spec(spec, "spec")),
-                None => causes.push(Cause::required("spec")),
+        // The spec alone: the metadata was decoded above.
+        "Pod" => match object.get("spec") {
+            Some(spec) => match validate_typed::<core::v1::PodSpec>(spec) {
+                Ok(spec) => causes.extend(validation::validate_pod_spec(&spec, "spec")),
+                Err(c) => causes.extend(c),
             },
-            Err(c) => causes.extend(c),
+            None => causes.push(Cause::required("spec")),
         },
         "ReplicationController" => {
             match validate_typed::<core::v1::ReplicationController>(object) {
@@ -578,6 +644,34 @@ mod tests {
         let mut object = json!({"spec": {"strategy": strategy}});
         apply_defaults("Deployment", &mut object);
         object["spec"]["strategy"].clone()
+    }
+
+    #[test]
+    fn managed_fields_are_checked_for_shape() {
+        let entry = json!({"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {}}, "time": "2026-11-28T00:00:00Z"});
+        let meta = decode_meta(&json!({"name": "a", "managedFields": [entry]})).unwrap();
+        assert_eq!(meta.name.as_deref(), Some("a"));
+        assert!(meta.managed_fields.is_none());
+        for bad in [
+            json!("x"),
+            json!([{"manager": 1}]),
+            json!([{"time": "yesterday"}]),
+        ] {
+            assert!(decode_meta(&json!({"name": "a", "managedFields": bad})).is_err());
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_path() {
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "a", "labels": {"free": "form"}, "bogus": 1},
+            "spec": {"containers": [{"name": "c", "image": "i"}, {"name": "d", "image": "i", "colour": "red"}]},
+        });
+        let (_, unknown) = normalize("Pod", &pod).unwrap();
+        assert_eq!(unknown, ["metadata.bogus", "spec.containers[1].colour"]);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// The controllers (`[controllers]`); `None` when disabled.
     pub controllers: Option<ControllersConfig>,
+    /// Whether `hortator up` runs the scheduler (`[scheduler] enabled`).
+    pub scheduler: bool,
     /// The service proxy of the node agent (`[proxy]`); `None` when disabled.
     pub proxy: Option<ProxyConfig>,
 }
@@ -76,7 +78,15 @@ struct File {
     #[serde(default)]
     controllers: ControllersSection,
     #[serde(default)]
+    scheduler: SchedulerSection,
+    #[serde(default)]
     proxy: ProxySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SchedulerSection {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,6 +258,7 @@ impl Config {
             proxy,
             agent,
             controllers,
+            scheduler: file.scheduler.enabled.unwrap_or(true),
             config_file: path.map(Path::to_path_buf),
             plugins,
             plugin_cache_dir,
@@ -562,6 +573,12 @@ mod tests {
         assert!(load_text("").unwrap().controllers.is_some());
         let c = load_text("[controllers]\nenabled = false\n").unwrap();
         assert!(c.controllers.is_none());
+        assert!(load_text("").unwrap().scheduler);
+        assert!(
+            !load_text("[scheduler]\nenabled = false\n")
+                .unwrap()
+                .scheduler
+        );
         let e = load_text("[controllers]\npod-eviction-timeout-seconds = 0\n")
             .unwrap_err()
             .to_string();

@@ -59,7 +59,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Components are API clients; in one process they reach the router directly, each under
     // its own User-Agent (its field manager in managedFields).
     let client = |agent: &'static str| kube::Client::new(named_router(&api, agent), "default");
-    let _scheduler = hortator_scheduler::spawn(client("hortator-scheduler"), plugins.clone())
+    let _scheduler = config
+        .scheduler
+        .then(|| hortator_scheduler::spawn(client("hortator-scheduler"), plugins.clone()))
+        .transpose()
         .context("cannot start the scheduler")?;
     let _controllers = config.controllers.clone().map(|controllers| {
         hortator_controllers::spawn(client("hortator-controllers"), controllers)

@@ -1,9 +1,10 @@
 //! `hortctl`: talks to a Hortator cluster through its API. `plugin list` shows each extension
 //! point's active plugin; `plugin swap` replaces one at runtime; `rolling-update` replaces a
-//! replication controller's pods one at a time.
+//! replication controller's pods one at a time; `top` shows nodes' and pods' CPU and memory.
 
 mod plugin;
 mod rolling_update;
+mod top;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +33,11 @@ enum Command {
     /// Replace the pods of a replication controller one at a time, with a new controller
     /// from a file or a new image (kubectl rolling-update).
     RollingUpdate(rolling_update::Args),
+    /// CPU and memory of nodes or pods, from the metrics API (kubectl top).
+    Top {
+        #[command(subcommand)]
+        command: top::TopCommand,
+    },
 }
 
 fn default_kubeconfig() -> Option<PathBuf> {
@@ -70,6 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = kube::Client::try_from(config).context("cannot build an API client")?;
     match cli.command {
         Command::Plugin { command } => plugin::run(client, command).await,
+        Command::Top { command } => top::run(client, &namespace, command).await,
         Command::RollingUpdate(args) => {
             let namespace = args.namespace.clone().unwrap_or(namespace);
             rolling_update::run(client, &namespace, args)

@@ -1,6 +1,7 @@
 //! Hortator's node agent (kubelet): registers its Node and heartbeats, and runs the pods
 //! bound to it as Docker containers behind a pause container, wired into the pod network by
-//! the network-driver plugin. Its HTTP endpoint serves container logs and exec.
+//! the network-driver plugin. Its HTTP endpoint serves container logs and exec, and the
+//! node's and pods' statistics at `/stats/summary` (see `hortator-monitor`).
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client, plugins: std::sync::Arc<hortator_plugin_runtime::PluginManager>) -> Result<(), hortator_kubelet::Error> {
@@ -210,12 +211,28 @@ async fn run(
         node_name: config.node_name.clone(),
         registry: registry.clone(),
     });
-    let _ = engine.set(server::router(docker.clone(), Arc::new(registry)));
+    let (monitor, _sampling) = hortator_monitor::Monitor::start(
+        docker.clone(),
+        runtime::monitor_config(&config.node_name, config.root_dir.clone()),
+    );
+    let routes = server::router(docker.clone(), Arc::new(registry)).merge(stats_router(monitor));
+    let _ = engine.set(routes);
     let _health = AbortOnDrop(tokio::spawn(watch_engine(docker, socket, health_tx)));
     // Services must be known before the first container starts (their variables).
     let _ = tokio::time::timeout(Duration::from_secs(10), ctx.services.wait_until_ready()).await;
     manager::run(ctx).await;
     drop(services_task);
+}
+
+/// `/stats/summary`: the kubelet's stats/v1alpha1 Summary of this node and its pods.
+fn stats_router(monitor: hortator_monitor::Monitor) -> axum::Router {
+    axum::Router::new().route(
+        "/stats/summary",
+        axum::routing::get(move || {
+            let monitor = monitor.clone();
+            async move { axum::Json(monitor.summary()) }
+        }),
+    )
 }
 
 /// Try the engine once; report the outcome through `health`.

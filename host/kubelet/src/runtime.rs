@@ -32,6 +32,22 @@ pub(crate) const LABEL_HASH: &str = "io.hortator.container.hash";
 /// The container name the sandbox carries in [`LABEL_CONTAINER`].
 pub(crate) const SANDBOX: &str = "POD";
 
+/// What the monitor samples: this node's containers, tied to their pods by our labels; the
+/// data directory's filesystem is the node's.
+pub(crate) fn monitor_config(
+    node: &str,
+    root_dir: std::path::PathBuf,
+) -> hortator_monitor::MonitorConfig {
+    let labels = hortator_monitor::Labels {
+        pod_uid: LABEL_POD_UID.into(),
+        pod_namespace: LABEL_POD_NAMESPACE.into(),
+        pod_name: LABEL_POD_NAME.into(),
+        container: LABEL_CONTAINER.into(),
+        sandbox: SANDBOX.into(),
+    };
+    hortator_monitor::MonitorConfig::new(node, &format!("{LABEL_NODE}={node}"), labels, root_dir)
+}
+
 /// Why the engine refused.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RuntimeError {

@@ -12,7 +12,7 @@ use crate::bindings::admission::hortator::plugin::types::PluginMetadata;
 use crate::error::{CallError, LoadError};
 use crate::host::{ClusterReader, HostState, STDERR_CAPACITY};
 use crate::metrics::Metrics;
-use crate::runtime::{EPOCH_TICK, Runtime, SDK_VERSION, sdk_compatible};
+use crate::runtime::{EPOCH_TICK, EpochTicker, Runtime, SDK_VERSION, sdk_compatible};
 use crate::settings::PluginSettings;
 
 /// The glue between the generic core and one `bindgen!` world.
@@ -129,6 +129,7 @@ pub(crate) struct Core<W: WorldBinding> {
     info: PluginInfo,
     metrics: Arc<Metrics>,
     engine: wasmtime::Engine,
+    ticker: EpochTicker,
 }
 
 impl<W: WorldBinding> Core<W> {
@@ -175,8 +176,11 @@ impl<W: WorldBinding> Core<W> {
             },
             metrics: Arc::new(Metrics::default()),
             engine: runtime.engine().clone(),
+            ticker: runtime.ticker().clone(),
             settings,
         };
+        let ticker = runtime.ticker().clone();
+        let _running = ticker.running();
         let mut live = core.instantiate().map_err(|message| LoadError::Start {
             plugin: name.clone(),
             message,
@@ -257,6 +261,7 @@ impl<W: WorldBinding> Core<W> {
 
     /// Time to instantiate a fresh instance from the `InstancePre` and `init` it.
     pub(crate) fn measure_instantiate(&self) -> Result<Duration, String> {
+        let _running = self.ticker.running();
         let started = Instant::now();
         let mut live = self.instantiate()?;
         self.init(&mut live).map_err(|e| match e {
@@ -271,6 +276,7 @@ impl<W: WorldBinding> Core<W> {
         &self,
         call: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
+        let _running = self.ticker.running();
         let started = Instant::now();
         let idle = self.idle.lock().expect("instance pool lock").pop();
         let mut live = match idle {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,8 @@ use crate::bindings::admission::hortator::plugin::cluster;
 use crate::error::LoadError;
 use crate::host::HostState;
 
-/// How often the engine's epoch advances; call deadlines are counted in ticks.
+/// How often the engine's epoch advances while a plugin runs; call deadlines are counted in
+/// ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The version of the `hortator:plugin` WIT package this host implements.
@@ -37,16 +38,71 @@ pub struct Runtime {
 struct Inner {
     engine: Engine,
     linker: Linker<HostState>,
-    ticker_stop: Arc<AtomicBool>,
-    ticker: Option<JoinHandle<()>>,
+    ticker: EpochTicker,
+    ticker_thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.ticker.take() {
+        self.ticker.shared.stop.store(true, Ordering::SeqCst);
+        self.ticker.thread.unpark();
+        if let Some(handle) = self.ticker_thread.take() {
             let _ = handle.join();
         }
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] while some plugin code runs, and sleeps
+/// otherwise: an idle host does not wake a thousand times a second.
+#[derive(Clone)]
+pub(crate) struct EpochTicker {
+    shared: Arc<TickerShared>,
+    thread: std::thread::Thread,
+}
+
+#[derive(Default)]
+struct TickerShared {
+    /// Plugin calls (and loads) in progress.
+    active: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// Keeps the epoch advancing while it lives; taken around every entry into plugin code.
+pub(crate) struct Running<'a>(&'a EpochTicker);
+
+impl EpochTicker {
+    fn spawn(engine: Engine) -> std::io::Result<(EpochTicker, JoinHandle<()>)> {
+        let shared = Arc::new(TickerShared::default());
+        let state = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while !state.stop.load(Ordering::SeqCst) {
+                    // An unpark that came before the park makes it return at once.
+                    if state.active.load(Ordering::SeqCst) == 0 {
+                        std::thread::park();
+                        continue;
+                    }
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        let thread = handle.thread().clone();
+        Ok((EpochTicker { shared, thread }, handle))
+    }
+
+    /// Mark plugin code as running until the guard is dropped.
+    pub(crate) fn running(&self) -> Running<'_> {
+        if self.shared.active.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.thread.unpark();
+        }
+        Running(self)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.shared.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -89,32 +145,24 @@ impl Runtime {
         )
         .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let engine = engine.clone();
-            let stop = ticker_stop.clone();
-            std::thread::Builder::new()
-                .name("plugin-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                    }
-                })
-                .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?
-        };
+        let (ticker, ticker_thread) = EpochTicker::spawn(engine.clone())
+            .map_err(|e| LoadError::Engine(format!("epoch thread: {e}")))?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
-                ticker_stop,
-                ticker: Some(ticker),
+                ticker,
+                ticker_thread: Some(ticker_thread),
             }),
         })
     }
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    pub(crate) fn ticker(&self) -> &EpochTicker {
+        &self.inner.ticker
     }
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {

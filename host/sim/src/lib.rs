@@ -15,6 +15,8 @@
 //! Node `i` (0-based) is `<prefix><i+1>` with InternalIP `10.250.0.0 + i + 1` and pod block
 //! `i` of `100.64.0.0/10` (a `/24` for up to 254 pods): addresses that are never contacted.
 //! Two simulators against one cluster should use different prefixes; their addresses overlap.
+//! Simulated nodes run no containers and have no agent: the metrics API never asks them
+//! (they carry [`SIM_LABEL`]) and they have no NodeMetrics or PodMetrics.
 
 mod config;
 mod ipam;
