@@ -184,6 +184,8 @@ fn run_phase(
     })
 }
 
+/// Run the chain's plugins of `phases` on `object` (copied only when some plugin runs);
+/// returns the patched object when a mutating plugin changed it.
 async fn phase(
     ctx: &Ctx,
     review: &Review<'_>,

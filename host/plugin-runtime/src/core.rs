@@ -179,8 +179,7 @@ impl<W: WorldBinding> Core<W> {
             ticker: runtime.ticker().clone(),
             settings,
         };
-        let ticker = runtime.ticker().clone();
-        let _running = ticker.running();
+        let _running = runtime.ticker().running();
         let mut live = core.instantiate().map_err(|message| LoadError::Start {
             plugin: name.clone(),
             message,
