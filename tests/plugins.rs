@@ -227,6 +227,15 @@ fn failure_policies_apply_and_the_server_keeps_serving() {
         flaky["active"]["metrics"]["traps"].as_u64().unwrap() >= 4,
         "{flaky}"
     );
+    // The failing calls are summed up in Events.
+    eventually("PluginCallsFailed events", || {
+        let events = cluster.kubectl_ok(&["get", "events"]);
+        events.contains("PluginCallsFailed")
+            && events.contains("calls to plugin admission/flaky failed")
+            && events.contains("trapped")
+            && events.contains("calls to plugin admission/hog failed")
+            && events.contains("exceeded the memory limit")
+    });
     // A configuration error keeps the running plugins, and says where.
     std::fs::write(
         cluster.dir.path().join("hortator.toml"),

@@ -24,6 +24,12 @@ if ! python3 -c "import kubernetes" 2>/dev/null; then
     python3 -m pip install -q kubernetes
 fi
 
+# The official Prometheus client's parsers check the /metrics expositions (tests/metrics.rs).
+if ! python3 -c "import prometheus_client" 2>/dev/null; then
+    log "installing the Python Prometheus client"
+    python3 -m pip install -q prometheus-client
+fi
+
 # componentize-py builds the Python example plugin (examples/plugins/require-labels-py).
 componentize_py=0.25.1
 if [[ "$(componentize-py --version 2>/dev/null)" != "componentize-py $componentize_py" ]]; then
@@ -74,6 +80,13 @@ fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hortator-target}"
 export CARGO_TERM_COLOR=never
+# Cargo never removes the test and bench executables of earlier builds (each ~200 MB, a new
+# one per change); those not relinked for a day go, so that the target directory stays bounded.
+for dir in "$CARGO_TARGET_DIR/release/deps" "$CARGO_TARGET_DIR/release/examples"; do
+    if [[ -d "$dir" ]]; then
+        find "$dir" -maxdepth 1 -type f -executable -name '*-*' ! -name '*.so' -mtime +1 -delete
+    fi
+done
 log "building (release) into $CARGO_TARGET_DIR"
 cargo build --release --workspace --all-targets
 log "running the tests"

@@ -466,6 +466,15 @@ fn pods_of_a_stopped_agent_reappear_on_the_other_node() {
     });
     let table = c.kubectl_ok(&["get", "nodes"]);
     assert!(table.contains("NotReady"), "{table}");
+    // The node controller's Event shows in `kubectl describe node`.
+    let described = eventually("the NodeNotReady event on node B", || {
+        let text = c.kubectl_ok(&["describe", "node", lab.node(1)]);
+        text.contains("NodeNotReady").then_some(text)
+    });
+    assert!(
+        described.contains(&format!("Node {} status is now: NodeNotReady", lab.node(1))),
+        "{described}"
+    );
     eventually("4 running pods on node A, B's pods being deleted", || {
         let pods = lab.pods("app=sleepers");
         let running_on_a = pods
@@ -483,4 +492,10 @@ fn pods_of_a_stopped_agent_reappear_on_the_other_node() {
         });
         (running_on_a == 4 && old_gone_or_terminating).then_some(())
     });
+    let events = c.kubectl_ok(&["get", "events"]);
+    assert!(
+        on_b.iter()
+            .all(|name| events.contains(&format!("Marking for deletion Pod default/{name}"))),
+        "{events}"
+    );
 }

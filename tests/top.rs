@@ -2,20 +2,8 @@
 //! metrics API serves them, so that the real `kubectl top` and `hortctl top` show a container
 //! burning CPU and one holding 100 MiB.
 
-use hortator_tests::{Cluster, busybox_image, eventually};
-use serde_json::{Value, json};
-
-fn pod(name: &str, script: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "containers": [{"name": name, "image": busybox_image(), "command": ["sh", "-c", script]}],
-            "terminationGracePeriodSeconds": 1,
-        },
-    })
-}
+use hortator_tests::{Cluster, eventually, shell_pod};
+use serde_json::Value;
 
 /// The row whose first cell is `first`, split into cells.
 fn row<'a>(table: &'a str, first: &str) -> Option<Vec<&'a str>> {
@@ -41,9 +29,9 @@ fn usage(table: &str, name: &str) -> Option<(u64, u64)> {
 #[test]
 fn top_shows_cpu_and_memory_of_real_containers() {
     let cluster = Cluster::start_with_agent();
-    let burn = pod("burn", "while :; do :; done");
+    let burn = shell_pod("burn", "while :; do :; done");
     // A shell variable of 100 MiB, kept by a shell that stays alive (no exec of the sleep).
-    let hold = pod(
+    let hold = shell_pod(
         "hold",
         "x=$(head -c 104857600 /dev/zero | tr '\\0' a); while :; do sleep 3600; done",
     );
@@ -82,6 +70,11 @@ fn top_shows_cpu_and_memory_of_real_containers() {
     let selected = cluster.kubectl_ok(&["top", "pods", "-l", "app=hold"]);
     assert!(
         row(&selected, "hold").is_some() && row(&selected, "burn").is_none(),
+        "{selected}"
+    );
+    let selected = cluster.kubectl_ok(&["top", "pods", "--field-selector", "metadata.name=burn"]);
+    assert!(
+        row(&selected, "burn").is_some() && row(&selected, "hold").is_none(),
         "{selected}"
     );
 
@@ -142,6 +135,23 @@ fn top_shows_cpu_and_memory_of_real_containers() {
         Some("burn"),
         "{mirrored}"
     );
+    // Highest usage first, without the header: the burner by CPU, the holder by memory.
+    for tool in ["kubectl", "hortctl"] {
+        for (key, first) in [("cpu", "burn"), ("memory", "hold")] {
+            let args = ["top", "pods", "--sort-by", key, "--no-headers"];
+            let out = if tool == "kubectl" {
+                cluster.kubectl(&args)
+            } else {
+                cluster.hortctl(&args)
+            };
+            let sorted = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert_eq!(
+                sorted.split_whitespace().next(),
+                Some(first),
+                "{tool} top pods --sort-by {key}: {sorted}"
+            );
+        }
+    }
     let out = cluster.hortctl(&["top", "nodes"]);
     let mirrored = String::from_utf8_lossy(&out.stdout).into_owned();
     let cells = row(&mirrored, node.trim()).unwrap_or_else(|| panic!("{mirrored}"));

@@ -149,6 +149,20 @@ impl AgentSpec {
     }
 }
 
+/// A pod `name` (label `app=name`) of one busybox container `name` running `sh -c script`,
+/// with a grace period of 1 s.
+pub fn shell_pod(name: &str, script: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "containers": [{"name": name, "image": busybox_image(), "command": ["sh", "-c", script]}],
+            "terminationGracePeriodSeconds": 1,
+        },
+    })
+}
+
 /// The test image: Debian's static busybox with its applets, imported into Docker as
 /// `hortator-test/busybox:1` (built once per machine; no registry is needed).
 pub fn busybox_image() -> &'static str {
@@ -248,11 +262,16 @@ impl Cluster {
     /// Start `hortator up` with its node agent on the local Docker engine (node address
     /// 127.0.0.1), with an identity of its own; waits until the node is Ready.
     pub fn start_with_agent() -> Cluster {
+        Self::start_with_agent_and_config("")
+    }
+
+    /// Like [`Cluster::start_with_agent`], with `extra_config` appended to its hortator.toml.
+    pub fn start_with_agent_and_config(extra_config: &str) -> Cluster {
         let agent = AgentSpec::next();
         agent.clean_up();
         let dir = data_dir();
         let path = dir.path().join("hortator.toml");
-        std::fs::write(&path, agent.config()).expect("write config");
+        std::fs::write(&path, format!("{}\n{extra_config}", agent.config())).expect("write config");
         let args = [
             "--config".to_string(),
             path.display().to_string(),
@@ -603,6 +622,11 @@ impl Agent {
     /// The agent's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// The agent's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Stop with SIGTERM and wait; returns the exit status.

@@ -9,6 +9,7 @@ mod codec;
 mod discovery;
 mod error;
 mod handlers;
+mod metrics;
 mod metrics_api;
 mod nodes;
 mod objects;
@@ -72,6 +73,11 @@ impl ApiServer {
         self.ctx.nodes.clone()
     }
 
+    /// Register the API server's metric families (requests, latency, watches) in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.ctx.metrics.register(registry);
+    }
+
     /// Begin shutting down: open watches end so that in-flight requests can drain.
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
@@ -97,6 +103,7 @@ impl ApiServer {
             .route("/openapi/v3", get(|| async { discovery::openapi_v3_index() }))
             .route("/openapi/v3/{*path}", get(openapi_v3))
             .fallback(|| async { ApiError::no_route() })
+            .layer(axum::middleware::from_fn_with_state(self.ctx.clone(), metrics::track))
             .layer(
                 tower_http::trace::TraceLayer::new_for_http()
                     .make_span_with(|req: &axum::http::Request<_>| {
@@ -165,9 +172,12 @@ async fn resource_api(State(ctx): State<Arc<Ctx>>, request: Request) -> Response
     if let Route::Resource(target) = &route
         && nodes::serves(target)
     {
-        return nodes::forward(&ctx, target, request)
+        let kind = metrics::RequestKind::of(target, request.method(), false);
+        let mut response = nodes::forward(&ctx, target, request)
             .await
             .unwrap_or_else(IntoResponse::into_response);
+        response.extensions_mut().insert(kind);
+        return response;
     }
     let method = request.method().clone();
     let headers = request.headers().clone();
@@ -206,8 +216,9 @@ async fn dispatch(
     let query = Query::parse(uri.query()).with_user_agent(user_agent);
     let output = Output::from_request(&headers, &query);
     let verb_allowed = |verb: &str| target.info.verbs.contains(&verb);
+    let kind = metrics::RequestKind::of(&target, &method, query.flag("watch"));
     let sub = target.subresource.clone();
-    match (method, target.name.is_some(), sub.as_deref()) {
+    let result = match (method, target.name.is_some(), sub.as_deref()) {
         (Method::GET, false, None) if query.flag("watch") && verb_allowed("watch") => {
             watch::watch(ctx, target, &query, output)
         }
@@ -241,5 +252,8 @@ async fn dispatch(
             "the server does not allow this method on the requested resource ({method} {})",
             uri.path()
         ))),
-    }
+    };
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(kind);
+    Ok(response)
 }

@@ -1,5 +1,5 @@
 //! The resource metrics API, `metrics.k8s.io/v1beta1` (what `kubectl top` reads): NodeMetrics
-//! (`nodes`) and PodMetrics (`pods`, namespaced), get and list with label selectors.
+//! (`nodes`) and PodMetrics (`pods`, namespaced), get and list with label and field selectors.
 //!
 //! Where Kubernetes runs metrics-server behind the aggregation layer, the API server here asks
 //! each node's agent for its kubelet Summary (`/stats/summary`) when a request comes: in
@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hortator_api::registry;
-use hortator_api::selector::LabelSelector;
+use hortator_api::selector::{FieldSelector, LabelSelector};
 use hortator_monitor::{CpuStats, MemoryStats, Summary};
 use hortator_store::RangeRequest;
 use serde_json::{Value, json};
@@ -109,9 +109,13 @@ pub async fn serve(
             "the metrics API does not support watch",
         ));
     }
-    let selector = match query.get("labelSelector") {
-        Some(s) => LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?,
-        None => LabelSelector::everything(),
+    let selector = Selectors {
+        labels: match query.get("labelSelector") {
+            Some(s) => LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?,
+            None => LabelSelector::everything(),
+        },
+        fields: FieldSelector::parse(query.get("fieldSelector").unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
     };
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let body = match segments.as_slice() {
@@ -139,6 +143,18 @@ pub async fn serve(
         _ => return Err(ApiError::no_route()),
     };
     Ok(json_response(&body))
+}
+
+/// The label and field selectors of a request, matched against the stored node or pod.
+struct Selectors {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Selectors {
+    fn matches(&self, object: &Value) -> bool {
+        self.labels.matches_json(labels(object)) && self.fields.matches_object(object)
+    }
 }
 
 fn list(kind: &str, items: Vec<Value>) -> Value {
@@ -258,12 +274,12 @@ fn metadata(object: &Value, now: &str) -> Value {
 async fn node_metrics(
     ctx: &Ctx,
     name: Option<&str>,
-    selector: &LabelSelector,
+    selector: &Selectors,
 ) -> Result<Vec<Value>, ApiError> {
     let nodes: Vec<Value> = stored(ctx, "nodes", None)?
         .into_iter()
         .filter(|n| name.is_none_or(|name| text(n, "/metadata/name") == name))
-        .filter(|n| selector.matches_json(labels(n)) && !simulated(n))
+        .filter(|n| selector.matches(n) && !simulated(n))
         .collect();
     let names = nodes
         .iter()
@@ -292,12 +308,12 @@ async fn pod_metrics(
     ctx: &Ctx,
     namespace: Option<&str>,
     name: Option<&str>,
-    selector: &LabelSelector,
+    selector: &Selectors,
 ) -> Result<Vec<Value>, ApiError> {
     let pods: Vec<Value> = stored(ctx, "pods", namespace)?
         .into_iter()
         .filter(|p| name.is_none_or(|name| text(p, "/metadata/name") == name))
-        .filter(|p| selector.matches_json(labels(p)) && !text(p, "/spec/nodeName").is_empty())
+        .filter(|p| selector.matches(p) && !text(p, "/spec/nodeName").is_empty())
         .collect();
     let nodes: Vec<Value> = stored(ctx, "nodes", None)?;
     let wanted: BTreeSet<&str> = pods.iter().map(|p| text(p, "/spec/nodeName")).collect();

@@ -1,8 +1,10 @@
 //! The API server's side of the plugin platform: cluster lookups for plugins
 //! granted `cluster-read`, the `hortctl plugin` endpoints, and Events for
-//! plugin loads and swaps.
+//! plugin loads, swaps and failing calls.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -11,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use hortator_api::registry;
 use hortator_api::selector::LabelSelector;
 use hortator_plugin_runtime::{
-    ClusterReader, LookupError, PluginEvent, PluginManager, Resource, SwapError,
+    ClusterReader, LookupError, MetricsSnapshot, PluginEvent, PluginManager, Resource, SwapError,
 };
 use hortator_store::{RangeRequest, Store};
 use serde_json::{Value, json};
@@ -161,16 +163,47 @@ pub async fn swap(
     }
 }
 
+/// How often plugin call failures are summed up into one Event per plugin.
+const FAILURES_EVERY: Duration = Duration::from_secs(10);
+
 /// Write every plugin load and swap outcome of `manager` as an Event in the
-/// `default` namespace. Call it before the first load so that none is missed.
-pub fn record_plugin_events(manager: &PluginManager, store: Arc<dyn Store>) {
+/// `default` namespace, and every 10 s a `PluginCallsFailed` Event for each plugin
+/// whose calls failed since. Call it before the first load so that none is missed.
+pub fn record_plugin_events(manager: &Arc<PluginManager>, store: Arc<dyn Store>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let events = registry::find("", "v1", "events")
-        .map(|info| info.key_prefix())
-        .unwrap_or_default();
+    let writer = EventWriter {
+        prefix: registry::find("", "v1", "events")
+            .map(|info| info.key_prefix())
+            .unwrap_or_default(),
+        store,
+        runtime: runtime.clone(),
+    };
+    let loads = writer.clone();
     manager.set_event_sink(move |event: &PluginEvent| {
+        let (reason, kind) = if event.loaded {
+            ("PluginLoaded", "Normal")
+        } else {
+            ("PluginLoadFailed", "Warning")
+        };
+        loads.write(&event.point, reason, kind, &event.message);
+    });
+    runtime.spawn(report_failures(Arc::downgrade(manager), writer));
+}
+
+/// Writes Events about plugins straight to the store.
+#[derive(Clone)]
+struct EventWriter {
+    store: Arc<dyn Store>,
+    /// The storage prefix of events.
+    prefix: String,
+    runtime: tokio::runtime::Handle,
+}
+
+impl EventWriter {
+    /// Record an Event about plugin point `point` in the background.
+    fn write(&self, point: &str, reason: &str, kind: &str, message: &str) {
         let name = format!("plugin.{}", uuid::Uuid::new_v4().simple());
         let now = crate::handlers::now_rfc3339();
         let object = json!({
@@ -182,22 +215,112 @@ pub fn record_plugin_events(manager: &PluginManager, store: Arc<dyn Store>) {
                 "uid": uuid::Uuid::new_v4().to_string(),
                 "creationTimestamp": now,
             },
-            "involvedObject": {"apiVersion": "hortator.io/v1", "kind": "Plugin", "name": event.point},
-            "reason": if event.loaded { "PluginLoaded" } else { "PluginLoadFailed" },
-            "message": event.message,
-            "type": if event.loaded { "Normal" } else { "Warning" },
+            "involvedObject": {"apiVersion": "hortator.io/v1", "kind": "Plugin", "name": point},
+            "reason": reason,
+            "message": message,
+            "type": kind,
             "source": {"component": "hortator-plugins"},
             "reportingComponent": "hortator-plugins",
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
         });
-        let key = format!("{events}default/{name}");
-        let store = store.clone();
-        runtime.spawn(async move {
+        let key = format!("{}default/{name}", self.prefix);
+        let store = self.store.clone();
+        self.runtime.spawn(async move {
             if let Err(e) = store.create(key.into_bytes(), codec::encode(&object)).await {
                 tracing::warn!(error = %e, "could not record a plugin Event");
             }
         });
-    });
+    }
+}
+
+/// Every [`FAILURES_EVERY`], compare each active plugin's call metrics with the previous
+/// look and record the failures in between; ends when the manager goes.
+async fn report_failures(manager: Weak<PluginManager>, writer: EventWriter) {
+    // Point → (digest of the plugin, its metrics at the previous look).
+    let mut seen: HashMap<String, (String, MetricsSnapshot)> = HashMap::new();
+    let mut ticker = tokio::time::interval(FAILURES_EVERY);
+    loop {
+        ticker.tick().await;
+        let Some(manager) = manager.upgrade() else {
+            return;
+        };
+        for status in manager.list() {
+            let Some(active) = status.active else {
+                continue;
+            };
+            let previous = seen.insert(
+                status.point.clone(),
+                (active.digest.clone(), active.metrics.clone()),
+            );
+            // A swapped plugin starts from zero.
+            let before = match previous {
+                Some((digest, metrics)) if digest == active.digest => metrics,
+                _ => MetricsSnapshot::default(),
+            };
+            if let Some(message) = failure_summary(&status.point, &before, &active.metrics) {
+                writer.write(&status.point, "PluginCallsFailed", "Warning", &message);
+            }
+        }
+    }
+}
+
+/// What failed between two looks at a plugin's metrics, or `None` if nothing did.
+fn failure_summary(point: &str, before: &MetricsSnapshot, now: &MetricsSnapshot) -> Option<String> {
+    let failed = now.errors.saturating_sub(before.errors);
+    if failed == 0 {
+        return None;
+    }
+    let calls = now.calls.saturating_sub(before.calls);
+    let kinds: Vec<String> = [
+        (now.timeouts.saturating_sub(before.timeouts), "timed out"),
+        (now.traps.saturating_sub(before.traps), "trapped"),
+        (
+            now.out_of_memory.saturating_sub(before.out_of_memory),
+            "exceeded the memory limit",
+        ),
+        (
+            now.malformed.saturating_sub(before.malformed),
+            "returned malformed output",
+        ),
+    ]
+    .into_iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, what)| format!("{count} {what}"))
+    .collect();
+    Some(format!(
+        "{failed} of {calls} calls to plugin {point} failed in the last {}s ({})",
+        FAILURES_EVERY.as_secs(),
+        kinds.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_between_two_looks_are_summed_up_by_kind() {
+        let before = MetricsSnapshot {
+            calls: 10,
+            errors: 1,
+            traps: 1,
+            ..MetricsSnapshot::default()
+        };
+        assert_eq!(failure_summary("admission/x", &before, &before), None);
+        let now = MetricsSnapshot {
+            calls: 25,
+            errors: 5,
+            traps: 3,
+            timeouts: 2,
+            ..MetricsSnapshot::default()
+        };
+        assert_eq!(
+            failure_summary("admission/x", &before, &now).as_deref(),
+            Some(
+                "4 of 15 calls to plugin admission/x failed in the last 10s (2 timed out, 2 trapped)"
+            )
+        );
+    }
 }

@@ -12,6 +12,7 @@ use hortator_plugin_runtime::PluginManager;
 
 use crate::alloc::{IpAllocator, PortAllocator};
 use crate::codec;
+use crate::metrics::ApiMetrics;
 use crate::nodes::NodeEndpoints;
 
 /// Settings of the API server.
@@ -55,6 +56,8 @@ pub struct Ctx {
     pub plugins: Option<Arc<PluginManager>>,
     /// The node agents served in process (logs and exec).
     pub nodes: NodeEndpoints,
+    /// Request and watch metrics.
+    pub metrics: ApiMetrics,
 }
 
 /// Errors starting the API server.
@@ -90,6 +93,7 @@ impl Ctx {
             shutdown,
             plugins,
             nodes: NodeEndpoints::default(),
+            metrics: ApiMetrics::default(),
             ips: IpAllocator::new(config.service_cidr),
             ports: PortAllocator::new(config.node_port_range.clone()),
             store,

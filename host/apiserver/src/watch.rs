@@ -185,7 +185,9 @@ pub fn watch(
     };
     let exact_key = !prefix.ends_with('/');
     let mut stopped = ctx.shutdown.clone();
+    let watching = ctx.metrics.watching(&target);
     tokio::spawn(async move {
+        let _watching = watching;
         let Some(mut stream) = stream else { return };
         for kv in &initial {
             if !selected(&selectors, &kv.value) {

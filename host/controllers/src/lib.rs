@@ -16,6 +16,7 @@
 
 mod deployment;
 mod endpoints;
+mod events;
 mod garbage;
 mod namespace;
 mod node_lifecycle;

@@ -22,6 +22,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use crate::events::Recorder;
 use crate::{ControllersConfig, Error};
 
 /// How often every node is looked at (Kubernetes' node-monitor-period).
@@ -48,6 +49,7 @@ enum Readiness {
 
 /// Run the node lifecycle controller until the API goes away.
 pub(crate) async fn run(client: kube::Client, config: Arc<ControllersConfig>) {
+    let recorder = Recorder::spawn(client.clone(), "node-controller");
     let (nodes, nodes_writer) = reflector::store();
     let (leases, leases_writer) = reflector::store();
     let (pods, pods_writer) = reflector::store();
@@ -106,7 +108,7 @@ pub(crate) async fn run(client: kube::Client, config: Arc<ControllersConfig>) {
                 seen.probed = now;
             }
             let silent = now.duration_since(seen.probed) > config.node_monitor_grace_period;
-            if let Err(e) = reconcile(&client, &config, &node, silent, &pods).await {
+            if let Err(e) = reconcile(&client, &recorder, &config, &node, silent, &pods).await {
                 tracing::warn!(node = %name, error = %e, "node lifecycle reconcile failed");
             }
         }
@@ -155,6 +157,7 @@ fn readiness(node: &Node) -> Readiness {
     fields(node = node.metadata.name.as_deref()))]
 async fn reconcile(
     client: &kube::Client,
+    recorder: &Recorder,
     config: &ControllersConfig,
     node: &Node,
     silent: bool,
@@ -171,6 +174,11 @@ async fn reconcile(
             )
             .await?;
         tracing::info!(node = %name, "node stopped posting status: marked NotReady (Unknown)");
+        recorder.normal(
+            node,
+            "NodeNotReady",
+            format!("Node {name} status is now: NodeNotReady"),
+        );
         mark_pods_not_ready(client, &name, pods).await;
         // The next pass sees the new conditions and taints the node.
         return Ok(());
@@ -207,7 +215,7 @@ async fn reconcile(
         if let Some(due) = eviction_due(&pod, &taints, config.pod_eviction_timeout)
             && due <= now
         {
-            evict(client, &pod, &name).await;
+            evict(client, recorder, &pod, &name).await;
         }
     }
     Ok(())
@@ -331,7 +339,7 @@ async fn mark_pods_not_ready(client: &kube::Client, node: &str, pods: &Store<Pod
 }
 
 /// Delete a pod of a failed node (gracefully: its controller replaces it at once).
-async fn evict(client: &kube::Client, pod: &Pod, node: &str) {
+async fn evict(client: &kube::Client, recorder: &Recorder, pod: &Pod, node: &str) {
     let namespace = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
     let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
@@ -343,7 +351,14 @@ async fn evict(client: &kube::Client, pod: &Pod, node: &str) {
         ..DeleteParams::default()
     };
     match api.delete(&name, &params).await {
-        Ok(_) => tracing::info!(%namespace, pod = %name, %node, "pod evicted from a failed node"),
+        Ok(_) => {
+            tracing::info!(%namespace, pod = %name, %node, "pod evicted from a failed node");
+            recorder.normal(
+                pod,
+                "TaintManagerEviction",
+                format!("Marking for deletion Pod {namespace}/{name}"),
+            );
+        }
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
         Err(e) => tracing::warn!(%namespace, pod = %name, error = %e, "cannot evict pod"),
     }

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use hortator_kubelet::Kubelet;
+use prometheus_client::registry::Registry;
 
 use crate::config::Config;
 
@@ -14,7 +15,17 @@ pub async fn run(config: Config, server: http::Uri) -> anyhow::Result<()> {
         .with_context(|| format!("cannot make a client for {server}"))?;
     let plugins = crate::plugins::start_agent(&config)?;
     let kubelet_config = config.agent.kubelet.clone();
-    let kubelet = Kubelet::start(client.clone(), plugins, kubelet_config.clone())
+    let listener = match kubelet_config.port {
+        Some(port) => {
+            let address = std::net::SocketAddr::from((kubelet_config.node_ip, port));
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let kubelet = Kubelet::start(client.clone(), plugins.clone(), kubelet_config.clone())
         .await
         .context("cannot start the node agent")?;
     let proxy = match &config.proxy {
@@ -25,6 +36,21 @@ pub async fn run(config: Config, server: http::Uri) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let mut registry = Registry::default();
+    plugins.register_metrics(&mut registry);
+    kubelet.register_metrics(&mut registry);
+    if let Some(proxy) = &proxy {
+        proxy.register_metrics(&mut registry);
+    }
+    // Logs, exec, stats and metrics on the agent's port.
+    let _endpoint = listener.map(|listener| {
+        let routes = kubelet.router().merge(crate::metrics::router(registry));
+        AbortOnDrop(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, routes).await {
+                tracing::error!(error = %e, "agent endpoint failed");
+            }
+        }))
+    });
     tracing::info!(node = %kubelet_config.node_name, %server, "agent is up");
     println!(
         "Hortator agent is up: node {} at {}, API server {server}",
@@ -39,4 +65,13 @@ pub async fn run(config: Config, server: http::Uri) -> anyhow::Result<()> {
     drop(kubelet);
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -2,5 +2,6 @@
 
 pub mod agent;
 pub mod config;
+mod metrics;
 pub mod plugins;
 pub mod up;

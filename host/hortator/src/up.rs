@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use hortator_apiserver::{ApiServer, ApiServerConfig};
-use hortator_store::{RocksOptions, RocksStore};
+use hortator_store::{MeteredStore, RocksOptions, RocksStore};
+use prometheus_client::registry::Registry;
 
 use crate::config::Config;
 
@@ -34,7 +35,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    let store_handle = store.clone() as Arc<dyn hortator_store::Store>;
+    let metered = Arc::new(MeteredStore::new(store.clone()));
+    let store_handle = metered.clone() as Arc<dyn hortator_store::Store>;
     let plugins = crate::plugins::start(&config, store_handle.clone())?;
     if let Some(path) = &config.config_file {
         crate::plugins::watch(
@@ -59,7 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Components are API clients; in one process they reach the router directly, each under
     // its own User-Agent (its field manager in managedFields).
     let client = |agent: &'static str| kube::Client::new(named_router(&api, agent), "default");
-    let _scheduler = config
+    let scheduler = config
         .scheduler
         .then(|| hortator_scheduler::spawn(client("hortator-scheduler"), plugins.clone()))
         .transpose()
@@ -92,6 +94,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
         _ => None,
     };
+    let mut registry = Registry::default();
+    metered.register_metrics(&mut registry);
+    api.register_metrics(&mut registry);
+    plugins.register_metrics(&mut registry);
+    if let Some(scheduler) = &scheduler {
+        scheduler.register_metrics(&mut registry);
+    }
+    if let Some(kubelet) = &agent {
+        kubelet.register_metrics(&mut registry);
+    }
+    if let Some(proxy) = &proxy {
+        proxy.register_metrics(&mut registry);
+    }
     let kubeconfig = config.data_dir.join("kubeconfig.yaml");
     write_kubeconfig(&kubeconfig, &format!("http://{address}"))
         .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
@@ -100,13 +115,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     println!("  kubectl --kubeconfig {} get nodes", kubeconfig.display());
     println!("  export KUBECONFIG={}", kubeconfig.display());
     let stopping = api.clone();
-    axum::serve(listener, api.router())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            stopping.shutdown();
-        })
-        .await
-        .context("API server failed")?;
+    axum::serve(
+        listener,
+        api.router().merge(crate::metrics::router(registry)),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        stopping.shutdown();
+    })
+    .await
+    .context("API server failed")?;
     if let Some(proxy) = proxy
         && let Err(e) = proxy.shutdown().await
     {

@@ -19,6 +19,8 @@ pub enum TopCommand {
         /// Label selector.
         #[arg(short = 'l', long)]
         selector: Option<String>,
+        #[command(flatten)]
+        shape: Shape,
     },
     /// CPU and memory of pods (all of a namespace, or one).
     #[command(visible_alias = "pod", alias = "po")]
@@ -37,7 +39,38 @@ pub enum TopCommand {
         /// Label selector.
         #[arg(short = 'l', long)]
         selector: Option<String>,
+        #[command(flatten)]
+        shape: Shape,
     },
+}
+
+/// The usage `--sort-by` orders by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    /// CPU usage.
+    Cpu,
+    /// Memory usage (working set).
+    Memory,
+}
+
+impl SortBy {
+    fn key(self) -> &'static str {
+        match self {
+            SortBy::Cpu => "cpu",
+            SortBy::Memory => "memory",
+        }
+    }
+}
+
+/// How a table is printed.
+#[derive(Clone, Copy, clap::Args)]
+pub struct Shape {
+    /// Highest usage first (of a pod's containers together).
+    #[arg(long, value_enum)]
+    sort_by: Option<SortBy>,
+    /// Leave out the header line.
+    #[arg(long)]
+    no_headers: bool,
 }
 
 const GROUP_VERSION: &str = "/apis/metrics.k8s.io/v1beta1";
@@ -45,13 +78,18 @@ const GROUP_VERSION: &str = "/apis/metrics.k8s.io/v1beta1";
 /// Run `top`; `namespace` is the kubeconfig's default.
 pub async fn run(client: kube::Client, namespace: &str, command: TopCommand) -> anyhow::Result<()> {
     let out = match command {
-        TopCommand::Nodes { name, selector } => nodes(&client, name, selector).await?,
+        TopCommand::Nodes {
+            name,
+            selector,
+            shape,
+        } => nodes(&client, name, selector, shape).await?,
         TopCommand::Pods {
             name,
             namespace: ns,
             all_namespaces,
             containers,
             selector,
+            shape,
         } => {
             let ns = if all_namespaces {
                 None
@@ -64,6 +102,7 @@ pub async fn run(client: kube::Client, namespace: &str, command: TopCommand) -> 
                 name.as_deref(),
                 selector,
                 containers,
+                shape,
             )
             .await?
         }
@@ -104,8 +143,9 @@ async fn nodes(
     client: &kube::Client,
     name: Option<String>,
     selector: Option<String>,
+    shape: Shape,
 ) -> anyhow::Result<String> {
-    let (metrics, nodes) = match &name {
+    let (metrics, mut nodes) = match &name {
         Some(name) => (
             vec![get(client, &format!("{GROUP_VERSION}/nodes/{name}"), None).await?],
             vec![get(client, &format!("/api/v1/nodes/{name}"), None).await?],
@@ -122,6 +162,15 @@ async fn nodes(
             items(&get(client, "/api/v1/nodes", selector.as_deref()).await?),
         ),
     };
+    let usage_of = |node: &Value, key: &str| {
+        metrics
+            .iter()
+            .find(|m| m["metadata"]["name"] == node["metadata"]["name"])
+            .map_or(-1.0, |m| quantity(&m["usage"][key]))
+    };
+    if let Some(sort_by) = shape.sort_by {
+        nodes.sort_by(|a, b| usage_of(b, sort_by.key()).total_cmp(&usage_of(a, sort_by.key())));
+    }
     let mut rows = vec![row(&[
         "NAME",
         "CPU(cores)",
@@ -156,7 +205,7 @@ async fn nodes(
             percent(memory, quantity(&allocatable["memory"])),
         ]);
     }
-    Ok(table(rows))
+    Ok(table(rows, shape.no_headers))
 }
 
 async fn pods(
@@ -165,15 +214,19 @@ async fn pods(
     name: Option<&str>,
     selector: Option<String>,
     containers: bool,
+    shape: Shape,
 ) -> anyhow::Result<String> {
     let base = match namespace {
         Some(ns) => format!("{GROUP_VERSION}/namespaces/{ns}/pods"),
         None => format!("{GROUP_VERSION}/pods"),
     };
-    let metrics = match name {
+    let mut metrics = match name {
         Some(name) => vec![get(client, &format!("{base}/{name}"), None).await?],
         None => items(&get(client, &base, selector.as_deref()).await?),
     };
+    if let Some(sort_by) = shape.sort_by {
+        metrics.sort_by(|a, b| pod_usage(b, sort_by.key()).total_cmp(&pod_usage(a, sort_by.key())));
+    }
     if metrics.is_empty() {
         match namespace {
             Some(ns) => eprintln!("No resources found in {ns} namespace."),
@@ -213,22 +266,31 @@ async fn pods(
                 rows.push(line);
             }
         } else {
-            let cpu: f64 = list.iter().map(|c| quantity(&c["usage"]["cpu"])).sum();
-            let memory: f64 = list.iter().map(|c| quantity(&c["usage"]["memory"])).sum();
-            prefix.push(millicores(cpu));
-            prefix.push(mebibytes(memory));
+            prefix.push(millicores(pod_usage(pod, "cpu")));
+            prefix.push(mebibytes(pod_usage(pod, "memory")));
             rows.push(prefix);
         }
     }
-    Ok(table(rows))
+    Ok(table(rows, shape.no_headers))
+}
+
+/// The usage `key` (`cpu`, `memory`) of a PodMetrics' containers together.
+fn pod_usage(pod: &Value, key: &str) -> f64 {
+    pod["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| quantity(&c["usage"][key]))
+        .sum()
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| c.to_string()).collect()
 }
 
-/// Columns padded to their widest cell plus three spaces, as kubectl's tabwriter does.
-fn table(rows: Vec<Vec<String>>) -> String {
+/// Columns padded to their widest cell plus three spaces, as kubectl's tabwriter does; the
+/// first row (the header) left out with `no_headers`, the widths still counting it.
+fn table(rows: Vec<Vec<String>>, no_headers: bool) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|i| {
@@ -240,7 +302,7 @@ fn table(rows: Vec<Vec<String>>) -> String {
         })
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for row in rows.into_iter().skip(usize::from(no_headers)) {
         let last = row.len().saturating_sub(1);
         for (i, cell) in row.iter().enumerate() {
             if i == last {
@@ -324,15 +386,33 @@ mod tests {
 
     #[test]
     fn table_pads_like_kubectl() {
-        let out = table(vec![
-            row(&["NAME", "CPU(cores)"]),
-            row(&["a-long-name", "5m"]),
-        ]);
-        assert_eq!(out, "NAME          CPU(cores)\na-long-name   5m\n");
+        let rows = || vec![row(&["NAME", "CPU(cores)"]), row(&["a-long-name", "5m"])];
+        assert_eq!(
+            table(rows(), false),
+            "NAME          CPU(cores)\na-long-name   5m\n"
+        );
+        assert_eq!(table(rows(), true), "a-long-name   5m\n");
     }
 
     #[test]
     fn selector_is_encoded() {
         assert_eq!(encode("app in (a,b)"), "app%20in%20%28a%2Cb%29");
+    }
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pods_usage_sums_their_containers() {
+        let pod = json!({"containers": [
+            {"usage": {"cpu": "250m", "memory": "10Mi"}},
+            {"usage": {"cpu": "0.5", "memory": "1Mi"}},
+        ]});
+        assert_eq!(pod_usage(&pod, "cpu"), 0.75);
+        assert_eq!(pod_usage(&pod, "memory"), 11.0 * 1024.0 * 1024.0);
+        assert_eq!(SortBy::Memory.key(), "memory");
     }
 }

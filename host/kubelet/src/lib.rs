@@ -15,6 +15,7 @@ mod config;
 mod env;
 mod events;
 mod manager;
+mod metrics;
 mod network;
 mod node;
 mod pause;
@@ -24,7 +25,6 @@ mod runtime;
 mod server;
 mod volumes;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,14 +53,6 @@ pub enum Error {
     /// Pod networking could not be set up.
     #[error("pod network: {0}")]
     Network(String),
-    /// The agent's endpoint could not listen.
-    #[error("cannot listen on {address}: {source}")]
-    Listen {
-        /// The address.
-        address: SocketAddr,
-        /// The reason.
-        source: std::io::Error,
-    },
 }
 
 /// Remove the iptables rules of node `node_name`'s agent (host ports, masquerading,
@@ -75,6 +67,7 @@ pub fn remove_network_rules(node_name: &str) -> Result<(), Error> {
 pub struct Kubelet {
     router: axum::Router,
     tasks: Vec<JoinHandle<()>>,
+    metrics: metrics::KubeletMetrics,
 }
 
 impl Kubelet {
@@ -117,26 +110,31 @@ impl Kubelet {
         );
         let engine: Arc<OnceCell<axum::Router>> = Arc::default();
         let router = deferred(engine.clone());
-        let mut tasks = Vec::new();
-        if let Some(port) = config.port {
-            let address = SocketAddr::from((config.node_ip, port));
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|source| Error::Listen { address, source })?;
-            let serving = router.clone();
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, serving).await {
-                    tracing::error!(error = %e, "agent endpoint failed");
-                }
-            }));
-        }
-        tasks.push(tokio::spawn(run(client, config, network, engine)));
-        Ok(Kubelet { router, tasks })
+        let metrics = metrics::KubeletMetrics::default();
+        let tasks = vec![tokio::spawn(run(
+            client,
+            config,
+            network,
+            engine,
+            metrics.clone(),
+        ))];
+        Ok(Kubelet {
+            router,
+            tasks,
+            metrics,
+        })
     }
 
-    /// The agent's endpoint (logs, exec), for an API server in the same process.
+    /// The agent's endpoint (logs, exec, stats), which the caller serves on
+    /// `config.port` or hands to an API server in the same process.
     pub fn router(&self) -> axum::Router {
         self.router.clone()
+    }
+
+    /// Register the agent's metric families (pod start latency, container restarts) in
+    /// `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
     }
 }
 
@@ -154,6 +152,7 @@ async fn run(
     config: KubeletConfig,
     network: Arc<network::PodNetworking>,
     engine: Arc<OnceCell<axum::Router>>,
+    metrics: metrics::KubeletMetrics,
 ) {
     let socket = config.docker_socket.display().to_string();
     let (health_tx, health_rx) = watch::channel::<node::EngineHealth>(Err(format!(
@@ -210,6 +209,7 @@ async fn run(
         node_ip: config.node_ip,
         node_name: config.node_name.clone(),
         registry: registry.clone(),
+        metrics,
     });
     let (monitor, _sampling) = hortator_monitor::Monitor::start(
         docker.clone(),

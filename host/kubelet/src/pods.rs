@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::env::{ConfigError, Sources, expand};
 use crate::events::Recorder;
+use crate::metrics::KubeletMetrics;
 use crate::network::{HostPortMapping, PodIdentity, PodNetworking, Protocol};
 use crate::pause::{PAUSE_COMMAND, PAUSE_IMAGE};
 use crate::probes::{self, Outcome, Tracker};
@@ -59,6 +60,8 @@ pub(crate) struct Context {
     pub registry: Registry,
     /// Event writer.
     pub recorder: Recorder,
+    /// Pod start latency and restarts.
+    pub metrics: KubeletMetrics,
 }
 
 /// Engine ids of one pod container's instances.
@@ -151,6 +154,8 @@ pub(crate) fn spawn_worker(
 ) -> WorkerHandle {
     let (tx, rx) = watch::channel(Some(pod.clone()));
     let wake = Arc::new(Notify::new());
+    // A pod that ran before this agent started is not timed.
+    let start_timed = pod.status.as_ref().is_some_and(|s| s.start_time.is_some());
     let worker = Worker {
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         namespace: pod.metadata.namespace.clone().unwrap_or_default(),
@@ -162,6 +167,8 @@ pub(crate) fn spawn_worker(
         last_status: None,
         start_time: None,
         engine_changed: false,
+        seen: Instant::now(),
+        start_timed,
     };
     let wake_worker = wake.clone();
     let span = tracing::info_span!("pod", pod = %worker.pod_ref(), uid = %worker.uid);
@@ -265,6 +272,10 @@ struct Worker {
     start_time: Option<Time>,
     /// This pass started or stopped a container.
     engine_changed: bool,
+    /// When this agent first saw the pod.
+    seen: Instant,
+    /// Whether the pod's start latency has been recorded (or will not be).
+    start_timed: bool,
 }
 
 /// How a sync ended.
@@ -695,6 +706,9 @@ impl Worker {
             .await
         {
             Ok(()) => {
+                if attempt > 0 {
+                    self.ctx.metrics.container_restarted();
+                }
                 let memory = self.containers.entry(container.name.clone()).or_default();
                 memory.waiting = None;
                 memory.not_before = None;
@@ -1197,6 +1211,14 @@ impl Worker {
         self.ctx.registry.set(&self.namespace, &self.name, ids);
         let phase = phase(&statuses);
         let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+        let all_running = !statuses.is_empty()
+            && statuses
+                .iter()
+                .all(|s| s.state.as_ref().is_some_and(|s| s.running.is_some()));
+        if all_running && !self.start_timed {
+            self.start_timed = true;
+            self.ctx.metrics.pod_started(self.seen.elapsed());
+        }
         if self.start_time.is_none() {
             self.start_time = Some(Time(jiff::Timestamp::now()));
         }

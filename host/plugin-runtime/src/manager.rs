@@ -564,6 +564,14 @@ impl PluginManager {
             .map(|p| p.slot.clone())
     }
 
+    /// Expose every active plugin's call metrics in `registry`, read at each scrape.
+    pub fn register_metrics(
+        self: &Arc<Self>,
+        registry: &mut prometheus_client::registry::Registry,
+    ) {
+        registry.register_collector(Box::new(crate::metrics::PluginCollector(self.clone())));
+    }
+
     /// Every point with its active plugin and last error, in configuration order.
     pub fn list(&self) -> Vec<PluginStatus> {
         let points = self.points.lock().expect("points lock");

@@ -1,9 +1,17 @@
-//! Per-plugin call metrics: calls, errors by kind, latency histogram.
+//! Per-plugin call metrics: calls, errors by kind, latency histogram; and their Prometheus
+//! exposition.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
 use crate::error::CallError;
+use crate::manager::PluginManager;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -103,6 +111,111 @@ impl Metrics {
             latency_seconds_sum: self.latency_nanos.load(Ordering::Relaxed) as f64 / 1e9,
             latency_buckets,
         }
+    }
+}
+
+/// Exposes the call metrics of every active plugin to Prometheus at scrape time:
+/// `hortator_plugin_calls_total`, `hortator_plugin_call_errors_total` (by reason) and
+/// `hortator_plugin_call_duration_seconds`, labelled by extension point and plugin name.
+pub(crate) struct PluginCollector(pub(crate) Arc<PluginManager>);
+
+impl std::fmt::Debug for PluginCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PluginCollector")
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    point: String,
+    plugin: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    point: String,
+    plugin: String,
+    reason: &'static str,
+}
+
+impl Collector for PluginCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let plugins: Vec<(PluginLabels, MetricsSnapshot)> = self
+            .0
+            .list()
+            .into_iter()
+            .filter_map(|status| {
+                let active = status.active?;
+                let labels = PluginLabels {
+                    point: status.point,
+                    plugin: active.name,
+                };
+                Some((labels, active.metrics))
+            })
+            .collect();
+        let mut calls = encoder.encode_descriptor(
+            "hortator_plugin_calls",
+            "Calls made to plugins, by extension point and plugin",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, metrics) in &plugins {
+            calls
+                .encode_family(labels)?
+                .encode_counter::<NoLabelSet, _, u64>(&metrics.calls, None)?;
+        }
+        let mut errors = encoder.encode_descriptor(
+            "hortator_plugin_call_errors",
+            "Plugin calls that failed, by extension point, plugin and reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, metrics) in &plugins {
+            for (reason, count) in [
+                ("timeout", metrics.timeouts),
+                ("trap", metrics.traps),
+                ("out_of_memory", metrics.out_of_memory),
+                ("malformed", metrics.malformed),
+            ] {
+                let labels = ErrorLabels {
+                    point: labels.point.clone(),
+                    plugin: labels.plugin.clone(),
+                    reason,
+                };
+                errors
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
+            }
+        }
+        let unit = Unit::Seconds;
+        let mut latency = encoder.encode_descriptor(
+            "hortator_plugin_call_duration",
+            "Latency of plugin calls, by extension point and plugin",
+            Some(&unit),
+            MetricType::Histogram,
+        )?;
+        for (labels, metrics) in &plugins {
+            let mut previous = 0;
+            let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+                .iter()
+                .zip(&metrics.latency_buckets)
+                .map(|(bound, cumulative)| {
+                    let in_bucket = cumulative - previous;
+                    previous = *cumulative;
+                    (*bound, in_bucket)
+                })
+                .collect();
+            buckets.push((f64::INFINITY, metrics.calls.saturating_sub(previous)));
+            latency
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(
+                    metrics.latency_seconds_sum,
+                    metrics.calls,
+                    &buckets,
+                    None,
+                )?;
+        }
+        Ok(())
     }
 }
 

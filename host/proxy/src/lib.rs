@@ -28,6 +28,7 @@
 
 mod conntrack;
 mod kernel;
+mod metrics;
 mod model;
 mod rules;
 mod userspace;
@@ -49,6 +50,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::kernel::Kernel;
+use crate::metrics::ProxyMetrics;
 use crate::model::ServicePort;
 use crate::rules::Rules;
 use crate::userspace::{AbortOnDrop, Userspace};
@@ -153,6 +155,7 @@ pub enum ProxyError {
 /// (best effort); [`Proxy::shutdown`] does so reporting errors.
 pub struct Proxy {
     running: Option<Running>,
+    metrics: ProxyMetrics,
 }
 
 struct Running {
@@ -177,8 +180,11 @@ impl Proxy {
             })
             .await?,
         );
+        let metrics = ProxyMetrics::default();
         let backend = match config.mode {
-            ProxyMode::Userspace => Backend::Userspace(Userspace::new(rules.clone(), &config)),
+            ProxyMode::Userspace => {
+                Backend::Userspace(Userspace::new(rules.clone(), &config, metrics.clone()))
+            }
             ProxyMode::Iptables => {
                 blocking(kernel_sysctls).await?;
                 Backend::Kernel(Kernel::new(rules.clone(), &config).await)
@@ -208,7 +214,16 @@ impl Proxy {
         ];
         let (stop, stopped) = watch::channel(false);
         let sync = tokio::spawn(
-            run(backend, services, endpoints, changed, stopped, config).instrument(span),
+            run(
+                backend,
+                services,
+                endpoints,
+                changed,
+                stopped,
+                config,
+                metrics.clone(),
+            )
+            .instrument(span),
         );
         Ok(Proxy {
             running: Some(Running {
@@ -217,7 +232,13 @@ impl Proxy {
                 watchers,
                 rules,
             }),
+            metrics,
         })
+    }
+
+    /// Register the proxy's metric families (connections, sync latency) in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
     }
 
     /// Stops watching, closes the listeners and removes this proxy's rules.
@@ -302,6 +323,7 @@ async fn run(
     changed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
     config: ProxyConfig,
+    metrics: ProxyMetrics,
 ) {
     let ready = async {
         let _ = services.wait_until_ready().await;
@@ -323,6 +345,7 @@ async fn run(
             .sync(&ports, periodic)
             .instrument(span.clone())
             .await;
+        metrics.synced(started.elapsed().as_secs_f64());
         let wait = match result {
             Ok(()) => {
                 span.in_scope(|| tracing::debug!(elapsed = ?started.elapsed(), "synced"));

@@ -19,6 +19,7 @@
 //! the whole cluster before its first decision) picks it up again.
 
 mod convert;
+mod metrics;
 mod queue;
 mod recorder;
 mod scheduler;
@@ -35,6 +36,7 @@ pub use crate::stats::{Stats, StatsSnapshot};
 /// A running scheduler. Dropping the handle stops it.
 pub struct SchedulerHandle {
     stats: Arc<Stats>,
+    metrics: metrics::SchedulerMetrics,
     stop: Arc<AtomicBool>,
 }
 
@@ -42,6 +44,12 @@ impl SchedulerHandle {
     /// What the scheduler has done so far.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// Register the scheduler's metric families (attempts, their latency, pending pods)
+    /// in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
     }
 }
 
@@ -60,6 +68,17 @@ pub fn spawn(
 ) -> std::io::Result<SchedulerHandle> {
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
-    scheduler::start(client, plugins, stats.clone(), stop.clone())?;
-    Ok(SchedulerHandle { stats, stop })
+    let metrics = metrics::SchedulerMetrics::default();
+    scheduler::start(
+        client,
+        plugins,
+        stats.clone(),
+        metrics.clone(),
+        stop.clone(),
+    )?;
+    Ok(SchedulerHandle {
+        stats,
+        metrics,
+        stop,
+    })
 }

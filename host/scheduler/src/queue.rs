@@ -61,6 +61,17 @@ impl PartialOrd for Ticket {
     }
 }
 
+/// How many pods wait in each part of the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depths {
+    /// Ready to be tried (or being tried).
+    pub active: usize,
+    /// Waiting out a back-off.
+    pub backoff: usize,
+    /// Waiting for the cluster to change.
+    pub unschedulable: usize,
+}
+
 /// Pending pods by uid and where each one waits.
 #[derive(Default)]
 pub struct Queue {
@@ -169,6 +180,20 @@ impl Queue {
         let backoff = self.backoff.peek().map(|Reverse((at, _, _))| *at);
         let flush = self.flush.peek().map(|Reverse((at, _, _))| *at);
         backoff.into_iter().chain(flush).min()
+    }
+
+    /// The pods in each part of the queue (bindings in flight are not counted).
+    pub fn depths(&self) -> Depths {
+        let mut depths = Depths::default();
+        for queued in self.pods.values() {
+            match queued.place {
+                Place::Active | Place::InFlight => depths.active += 1,
+                Place::Backoff(_) => depths.backoff += 1,
+                Place::Unschedulable { .. } => depths.unschedulable += 1,
+                Place::Binding => {}
+            }
+        }
+        depths
     }
 
     /// Whether `pop` would return a pod now.

@@ -20,6 +20,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::convert;
+use crate::metrics::{Outcome, ProfileMetrics, SchedulerMetrics};
 use crate::queue::Queue;
 use crate::recorder::{Record, Recorder, unschedulable_message};
 use crate::stats::Stats;
@@ -29,6 +30,8 @@ use crate::stats::Stats;
 const UPDATE_CHUNK: usize = 2_048;
 /// Binding requests in flight at most.
 const MAX_BINDS_IN_FLIGHT: usize = 256;
+/// How often the queue's depths are published.
+const DEPTHS_EVERY: Duration = Duration::from_secs(1);
 
 /// What the watchers and binding tasks tell the scheduling thread.
 enum Input {
@@ -50,6 +53,7 @@ pub(crate) fn start(
     client: kube::Client,
     plugins: Arc<PluginManager>,
     stats: Arc<Stats>,
+    metrics: SchedulerMetrics,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (sender, receiver) = std::sync::mpsc::channel();
@@ -66,6 +70,7 @@ pub(crate) fn start(
         recorder,
         plugins,
         stats,
+        metrics,
         stop,
         inputs,
         binds: Arc::new(Semaphore::new(MAX_BINDS_IN_FLIGHT)),
@@ -136,6 +141,7 @@ struct Profile {
     pending: Vec<ClusterEvent>,
     /// The plugin's view is empty or stale: send the whole cluster.
     replay: bool,
+    metrics: ProfileMetrics,
 }
 
 struct Loop {
@@ -144,6 +150,7 @@ struct Loop {
     recorder: Recorder,
     plugins: Arc<PluginManager>,
     stats: Arc<Stats>,
+    metrics: SchedulerMetrics,
     stop: Arc<AtomicBool>,
     inputs: Sender<Input>,
     binds: Arc<Semaphore>,
@@ -165,12 +172,17 @@ impl Loop {
     fn run(mut self, receiver: Receiver<Input>) {
         tracing::info!("scheduler started");
         let mut changed = false;
+        let mut depths_published = Instant::now();
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
             // Wait for input only when there is nothing to schedule.
             let now = Instant::now();
+            if now.duration_since(depths_published) >= DEPTHS_EVERY {
+                self.metrics.queue(self.queue.depths());
+                depths_published = now;
+            }
             if !self.queue.has_active() || self.synced.len() < 2 {
                 let wait = self
                     .queue
@@ -500,6 +512,7 @@ impl Loop {
                         plugin,
                         pending: Vec::new(),
                         replay: true,
+                        metrics: self.metrics.profile(&profile.scheduler_name),
                     }
                 }
             });
@@ -587,7 +600,16 @@ impl Loop {
         self.flush(index);
         let started = Instant::now();
         let result = self.profiles[index].plugin.schedule(&record);
-        self.stats.scheduled(started.elapsed());
+        let took = started.elapsed();
+        self.stats.scheduled(took);
+        let outcome = match &result {
+            Ok(ScheduleResult::Node(node)) if self.cluster.nodes.contains_key(node) => {
+                Outcome::Scheduled
+            }
+            Ok(ScheduleResult::Unschedulable(_)) => Outcome::Unschedulable,
+            Ok(ScheduleResult::Node(_)) | Err(_) => Outcome::Error,
+        };
+        self.profiles[index].metrics.attempt(outcome, took);
         match result {
             Ok(ScheduleResult::Node(node)) if self.cluster.nodes.contains_key(&node) => {
                 self.assume(uid, &pod, record, node, &name);

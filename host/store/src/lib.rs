@@ -5,12 +5,15 @@
 //! event log that serves watches and reads at older revisions until it is compacted.
 //!
 //! The [`Store`] trait is dyn-compatible so callers can hold an `Arc<dyn Store>`;
-//! [`RocksStore`] is the RocksDB-backed implementation.
+//! [`RocksStore`] is the RocksDB-backed implementation; [`MeteredStore`] times any store's
+//! operations for Prometheus.
 
 mod codec;
+mod metered;
 mod rocks;
 mod watch;
 
+pub use metered::MeteredStore;
 pub use rocks::{RocksOptions, RocksStore};
 
 /// A store revision. `0` means "nothing written yet"; the first write gets revision `1`.

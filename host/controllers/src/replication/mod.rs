@@ -8,7 +8,6 @@
 //! controller whose selector matches). [`Expectations`] keep a controller from creating or
 //! deleting again before its previous writes show up in the pod cache.
 
-mod events;
 mod expectations;
 mod pods;
 mod status;
@@ -36,8 +35,9 @@ use tracing::Instrument;
 
 use hortator_api::selector::LabelSelector;
 
-use events::Recorder;
+use crate::events::Recorder;
 use expectations::{Expectations, Seen};
+pub(crate) use pods::generate_name;
 use status::{Failure, Inputs, ReplicaStatus};
 
 /// Most pods created or deleted by one reconcile (Kubernetes' `BurstReplicas`).

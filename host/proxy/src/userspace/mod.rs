@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::balancer::Balancer;
+use crate::metrics::ProxyMetrics;
 use crate::model::{PortKey, Protocol, ServicePort};
 use crate::rules::{Rules, Ruleset, render_userspace};
 use crate::{ProxyConfig, ProxyError, blocking};
@@ -36,13 +37,15 @@ pub(crate) struct Shared {
     balancer: Mutex<Balancer>,
     /// The current endpoints; connections watch it to end when theirs goes.
     endpoints: watch::Sender<Vec<SocketAddrV4>>,
+    metrics: ProxyMetrics,
 }
 
 impl Shared {
-    fn new() -> Self {
+    fn new(metrics: ProxyMetrics) -> Self {
         Shared {
             balancer: Mutex::new(Balancer::default()),
             endpoints: watch::Sender::new(Vec::new()),
+            metrics,
         }
     }
 
@@ -110,11 +113,12 @@ pub(crate) struct Userspace {
     ports: BTreeMap<PortKey, PortProxy>,
     /// The rules installed last.
     applied: Option<Ruleset>,
+    metrics: ProxyMetrics,
 }
 
 impl Userspace {
     /// A userspace proxy redirecting through `rules`.
-    pub(crate) fn new(rules: Arc<Rules>, config: &ProxyConfig) -> Self {
+    pub(crate) fn new(rules: Arc<Rules>, config: &ProxyConfig, metrics: ProxyMetrics) -> Self {
         let node_port_addresses = if config.node_port_addresses.is_empty() {
             vec![Ipv4Addr::UNSPECIFIED]
         } else {
@@ -125,6 +129,7 @@ impl Userspace {
             node_port_addresses,
             ports: BTreeMap::new(),
             applied: None,
+            metrics,
         }
     }
 
@@ -141,7 +146,7 @@ impl Userspace {
         self.ports.retain(|key, _| wanted.contains(key));
         for sp in ports {
             if !self.ports.contains_key(&sp.key) {
-                let shared = Arc::new(Shared::new());
+                let shared = Arc::new(Shared::new(self.metrics.clone()));
                 let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
                 match listen(sp.key.protocol, any, &shared).await {
                     Ok((proxy_port, listener)) => {

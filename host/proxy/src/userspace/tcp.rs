@@ -47,9 +47,12 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 /// endpoint is removed. Without a reachable endpoint the client is closed.
 async fn proxy(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let Some((mut upstream, endpoint)) = connect(&shared, peer.ip()).await else {
+        shared.metrics.connection("tcp", false);
         tracing::debug!(client = %peer, "no endpoint reachable: connection closed");
         return;
     };
+    shared.metrics.connection("tcp", true);
+    let _relaying = shared.metrics.relaying("tcp");
     let mut endpoints = shared.endpoints.subscribe();
     let relay = tokio::io::copy_bidirectional(&mut client, &mut upstream);
     tokio::pin!(relay);

@@ -199,14 +199,19 @@ impl Relay<'_> {
     }
 
     async fn open(&self, id: u64, now: Instant) -> Option<Arc<UdpSocket>> {
-        let endpoint = self.shared.pick((*self.client.ip()).into(), now, false)?;
+        let Some(endpoint) = self.shared.pick((*self.client.ip()).into(), now, false) else {
+            self.shared.metrics.connection("udp", false);
+            return None;
+        };
         let upstream = match connect(endpoint).await {
             Ok(upstream) => Arc::new(upstream),
             Err(e) => {
+                self.shared.metrics.connection("udp", false);
                 tracing::debug!(%endpoint, error = %e, "cannot open an upstream socket");
                 return None;
             }
         };
+        self.shared.metrics.connection("udp", true);
         let replies = tokio::spawn(replies(
             upstream.clone(),
             self.socket.clone(),

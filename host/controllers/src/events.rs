@@ -1,6 +1,7 @@
-//! Events about replication controllers and replica sets (`SuccessfulCreate`,
-//! `FailedCreate`, `SuccessfulDelete`, ...), written in the background so that a slow API
-//! never delays a reconcile.
+//! Events the controllers record (`SuccessfulCreate`, `FailedCreate`, `SuccessfulDelete`,
+//! `NodeNotReady`, ...), written in the background so that a slow API never delays a
+//! reconcile. Events about cluster-scoped objects (nodes) go to the `default` namespace, as
+//! client-go puts them.
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -8,7 +9,7 @@ use kube::Resource;
 use kube::api::{Api, PostParams};
 use tokio::sync::mpsc;
 
-use super::pods::generate_name;
+use crate::replication::generate_name;
 
 /// Records beyond this many waiting are dropped (and logged), like client-go's broadcaster.
 const BACKLOG: usize = 4096;
@@ -64,7 +65,10 @@ impl Recorder {
         message: String,
     ) {
         let meta = object.meta();
-        let namespace = meta.namespace.clone().unwrap_or_default();
+        let namespace = meta
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let name = meta.name.clone().unwrap_or_default();
         let now = jiff::Timestamp::now();
         let event = Event {
@@ -81,7 +85,7 @@ impl Recorder {
             involved_object: ObjectReference {
                 api_version: Some(K::api_version(&()).into_owned()),
                 kind: Some(K::kind(&()).into_owned()),
-                namespace: Some(namespace),
+                namespace: meta.namespace.clone(),
                 name: Some(name),
                 uid: meta.uid.clone(),
                 resource_version: meta.resource_version.clone(),
