@@ -2,12 +2,10 @@
 //! `hortator agent` parse with the official Prometheus client's parsers (text format and
 //! OpenMetrics) and hold every component's families with non-zero counts.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use hortator_tests::{Agent, AgentSpec, Cluster, eventually, free_port, shell_pod};
+use hortator_tests::{Agent, AgentSpec, Cluster, eventually, free_port, http_get, shell_pod};
 use serde_json::json;
 
 /// Run tests/python/metrics_check.py against `url`; its output on success.
@@ -26,18 +24,6 @@ fn check_metrics(url: &str, samples: &[&str]) -> Result<String, String> {
     } else {
         Err(format!("{stdout}{stderr}"))
     }
-}
-
-/// The body of `GET /` from `address`, if it answers 200.
-fn http_get(address: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.contains(" 200 ").then_some(response)
 }
 
 #[test]
@@ -64,7 +50,7 @@ fn every_component_exposes_prometheus_metrics_after_traffic() {
             .expect("a node port");
     // Through the userspace proxy, on the node port.
     let body = eventually("the web pod to answer on its node port", || {
-        http_get(&format!("127.0.0.1:{node_port}"))
+        http_get(&format!("127.0.0.1:{node_port}"), "/").ok()
     });
     assert!(body.contains("metrics-web"), "{body}");
     eventually("the crashing container to be restarted", || {
@@ -105,7 +91,7 @@ fn every_component_exposes_prometheus_metrics_after_traffic() {
     check_until_complete(&url, &samples);
 
     // Labels name what was counted.
-    let text = metrics_text(&url);
+    let text = http_get(cluster.addr.as_str(), "/metrics").expect("GET /metrics");
     for needle in [
         "apiserver_request_total{verb=\"LIST\",group=\"\",version=\"v1\",resource=\"pods\",subresource=\"\",code=\"200\"}",
         "apiserver_request_total{verb=\"POST\",group=\"\",version=\"v1\",resource=\"pods\",subresource=\"binding\",code=\"201\"}",
@@ -157,20 +143,4 @@ fn check_until_complete(url: &str, samples: &[&str]) -> String {
         std::thread::sleep(Duration::from_secs(1));
     }
     panic!("{url} never held every family:\n{last}");
-}
-
-/// The text exposition at `url`.
-fn metrics_text(url: &str) -> String {
-    let address = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split_once('/'))
-        .map(|(host, _)| host)
-        .expect("an http URL");
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
-        .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
 }

@@ -2,14 +2,12 @@
 //! kubectl, real Docker, images built with `docker build` and pulled from the local registry,
 //! two node agents each with its own node address, bridge, pod range and service proxy.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hortator_tests::{Agent, AgentSpec, Cluster, busybox_image, eventually, free_port};
+use hortator_tests::{Agent, AgentSpec, Cluster, busybox_image, eventually, free_port, http_get};
 use serde_json::Value;
 
 /// The local registry the test command starts.
@@ -142,25 +140,6 @@ impl Drop for TwoNodes {
     }
 }
 
-/// `GET /` from `address` with a plain HTTP/1.0 request; the body on success.
-fn http_get(address: &str) -> Result<String, String> {
-    let mut stream = TcpStream::connect(address).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    if !response.starts_with("HTTP/1.") || !response.contains(" 200 ") {
-        return Err(format!("unexpected response: {response}"));
-    }
-    Ok(response)
-}
-
 fn seed_document(path: &str, image: &str) -> String {
     std::fs::read_to_string(Cluster::example(path))
         .expect("seed document")
@@ -257,7 +236,7 @@ fn seed_walkthrough_on_two_nodes() {
     for pod in pods.iter().filter(|p| phase(p) == "Running") {
         let host_ip = pod["status"]["hostIP"].as_str().unwrap();
         let page = eventually("the page on the node's port 80", || {
-            http_get(&format!("{host_ip}:80")).ok()
+            http_get(&format!("{host_ip}:80"), "/").ok()
         });
         assert!(
             page.contains("Test Page for the Apache HTTP Server"),
@@ -303,7 +282,7 @@ fn seed_walkthrough_on_two_nodes() {
     // The node itself reaches the ClusterIP too, and the NodePort answers on 127.0.0.1 and on
     // both node addresses.
     let page = eventually("the page through the ClusterIP from the node", || {
-        http_get(&format!("{cluster_ip}:80")).ok()
+        http_get(&format!("{cluster_ip}:80"), "/").ok()
     });
     assert!(page.contains("Test Page"), "{page}");
     c.kubectl_ok(&[
@@ -318,7 +297,7 @@ fn seed_walkthrough_on_two_nodes() {
         .expect("a node port");
     for address in ["127.0.0.1", lab.ips[0].as_str(), lab.ips[1].as_str()] {
         let page = eventually(&format!("the page through {address}:{node_port}"), || {
-            http_get(&format!("{address}:{node_port}")).ok()
+            http_get(&format!("{address}:{node_port}"), "/").ok()
         });
         assert!(page.contains("Test Page"), "{page}");
     }
@@ -351,7 +330,7 @@ fn rolling_update_behind_a_service_answers_every_request() {
         (rc["status"]["readyReplicas"] == 3).then_some(())
     });
     let target = format!("{cluster_ip}:80");
-    eventually("the service answering", || http_get(&target).ok());
+    eventually("the service answering", || http_get(&target, "/").ok());
 
     let stop = Arc::new(AtomicBool::new(false));
     let answers = Arc::new(Mutex::new(Vec::new()));
@@ -365,7 +344,7 @@ fn rolling_update_behind_a_service_answers_every_request() {
         );
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                match http_get(&target) {
+                match http_get(&target, "/") {
                     Ok(page) => answers.lock().unwrap().push(page.contains("version 2")),
                     Err(e) => {
                         eprintln!("request failed: {e}");

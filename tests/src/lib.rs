@@ -149,6 +149,27 @@ impl AgentSpec {
     }
 }
 
+/// `GET path` from `address` (`host:port`) with a plain HTTP/1.0 request; the whole response
+/// (status line, headers, body) on a 200.
+pub fn http_get(address: &str, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    if !response.starts_with("HTTP/1.") || !response.contains(" 200 ") {
+        return Err(format!("unexpected response: {response}"));
+    }
+    Ok(response)
+}
+
 /// A pod `name` (label `app=name`) of one busybox container `name` running `sh -c script`,
 /// with a grace period of 1 s.
 pub fn shell_pod(name: &str, script: &str) -> serde_json::Value {

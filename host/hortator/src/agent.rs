@@ -43,13 +43,13 @@ pub async fn run(config: Config, server: http::Uri) -> anyhow::Result<()> {
         proxy.register_metrics(&mut registry);
     }
     // Logs, exec, stats and metrics on the agent's port.
-    let _endpoint = listener.map(|listener| {
+    let endpoint = listener.map(|listener| {
         let routes = kubelet.router().merge(crate::metrics::router(registry));
-        AbortOnDrop(tokio::spawn(async move {
+        tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, routes).await {
                 tracing::error!(error = %e, "agent endpoint failed");
             }
-        }))
+        })
     });
     tracing::info!(node = %kubelet_config.node_name, %server, "agent is up");
     println!(
@@ -57,6 +57,9 @@ pub async fn run(config: Config, server: http::Uri) -> anyhow::Result<()> {
         kubelet_config.node_name, kubelet_config.node_ip
     );
     crate::up::shutdown_signal().await;
+    if let Some(endpoint) = endpoint {
+        endpoint.abort();
+    }
     if let Some(proxy) = proxy
         && let Err(e) = proxy.shutdown().await
     {
@@ -65,13 +68,4 @@ pub async fn run(config: Config, server: http::Uri) -> anyhow::Result<()> {
     drop(kubelet);
     tracing::info!("agent stopped");
     Ok(())
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
