@@ -616,3 +616,81 @@ fn images_are_pulled_by_policy_and_limits_reach_the_engine() {
     ]);
     docker(&["rmi", &remote]);
 }
+
+#[test]
+fn lifecycle_hooks_run_after_start_and_before_stop() {
+    let cluster = Cluster::start_with_agent();
+    // hostPath volumes need the privileged Pod Security level.
+    cluster.kubectl_ok(&[
+        "label",
+        "namespace",
+        "default",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
+    // The hooks and the container write to a host directory that outlives the pod.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let log = dir.path().join("log");
+    let mut hooked = pod(
+        "hooked",
+        json!([container(
+            "main",
+            "trap 'echo term >> /hooks/log; exit 0' TERM; while :; do sleep 1; done"
+        )]),
+    );
+    hooked["spec"]["terminationGracePeriodSeconds"] = json!(20);
+    hooked["spec"]["volumes"] =
+        json!([{"name": "hooks", "hostPath": {"path": dir.path(), "type": "Directory"}}]);
+    hooked["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "hooks", "mountPath": "/hooks"}]);
+    hooked["spec"]["containers"][0]["lifecycle"] = json!({
+        "postStart": {"exec": {"command": ["sh", "-c", "echo post-start >> /hooks/log"]}},
+        "preStop": {"exec": {"command": ["sh", "-c", "echo pre-stop >> /hooks/log; sleep 2"]}},
+    });
+    create(&cluster, &hooked);
+    wait_running(&cluster, "hooked");
+    let written = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        written, "post-start\n",
+        "postStart ran once, before Running"
+    );
+    cluster.kubectl_ok(&["delete", "pod", "hooked", "--wait=true", "--timeout=60s"]);
+    let written = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        written, "post-start\npre-stop\nterm\n",
+        "preStop ran before SIGTERM"
+    );
+
+    // A failing postStart hook kills the container, which restarts; each failure is an event.
+    let mut failing = pod(
+        "failing-hook",
+        json!([container("main", "exec sleep 3600")]),
+    );
+    failing["spec"]["containers"][0]["lifecycle"] = json!({
+        "postStart": {"exec": {"command": ["sh", "-c", "echo no >&2; exit 3"]}},
+    });
+    create(&cluster, &failing);
+    let events = eventually("a FailedPostStartHook event", || {
+        let events = cluster.kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=failing-hook,reason=FailedPostStartHook",
+        ]);
+        events.contains("FailedPostStartHook").then_some(events)
+    });
+    assert!(
+        events.contains("Exec lifecycle hook ([sh -c echo no >&2; exit 3])")
+            && events.contains("exited with 3"),
+        "{events}"
+    );
+    eventually("the container restarted after its hook failed", || {
+        let pod = get_pod(&cluster, "failing-hook");
+        (container_status(&pod, "main")["restartCount"].as_i64() >= Some(1)).then_some(())
+    });
+    cluster.kubectl_ok(&["delete", "pod", "failing-hook", "--wait=false"]);
+}

@@ -1,6 +1,7 @@
 //! Prometheus metrics: after some traffic, `/metrics` of `hortator up` and of a standalone
-//! `hortator agent` parse with the official Prometheus client's parsers (text format and
-//! OpenMetrics) and hold every component's families with non-zero counts.
+//! `hortator agent` (directly and through the API server's node proxy) parse with the
+//! official Prometheus client's parsers (text format and OpenMetrics) and hold every
+//! component's families with non-zero counts.
 
 use std::process::Command;
 use std::time::Duration;
@@ -126,6 +127,16 @@ fn a_standalone_agent_serves_its_metrics_on_its_port() {
     assert!(
         result.contains("kubelet_pod_start_duration_seconds_count 1"),
         "{result}"
+    );
+    // The same, through the API server's node proxy (over HTTP to the agent's port).
+    let proxied = cluster.kubectl_ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{}/proxy/metrics", agent.node),
+    ]);
+    assert!(
+        proxied.contains("kubelet_pod_start_duration_seconds_count 1"),
+        "{proxied}"
     );
     cluster.kubectl_ok(&["delete", "pod", "pinned", "--wait=true", "--timeout=60s"]);
     process.stop();

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*"; }
 
-packages=(clang libclang-dev protobuf-compiler docker.io etcd-server docker-registry iptables iproute2 conntrack busybox-static curl)
+packages=(clang libclang-dev protobuf-compiler libprotobuf-dev docker.io etcd-server docker-registry iptables iproute2 conntrack busybox-static curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,9 +1,10 @@
 //! Monitoring on the real Docker engine: the agent samples its containers' cgroups and the
 //! metrics API serves them, so that the real `kubectl top` and `hortctl top` show a container
-//! burning CPU and one holding 100 MiB.
+//! burning CPU and one holding 100 MiB; the agent's Summary, read through the node proxy,
+//! holds the disk a container's layer, its logs and its volumes take.
 
-use hortator_tests::{Cluster, eventually, shell_pod};
-use serde_json::Value;
+use hortator_tests::{AgentSpec, Cluster, eventually, shell_pod};
+use serde_json::{Value, json};
 
 /// The row whose first cell is `first`, split into cells.
 fn row<'a>(table: &'a str, first: &str) -> Option<Vec<&'a str>> {
@@ -161,4 +162,113 @@ fn top_shows_cpu_and_memory_of_real_containers() {
     );
 
     cluster.kubectl_ok(&["delete", "pod", "burn", "hold", "--wait=false"]);
+}
+
+const MIB: u64 = 1 << 20;
+
+/// `usedBytes` of a Summary FsStats, in bytes.
+fn used_bytes(stats: &Value) -> u64 {
+    stats["usedBytes"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn the_summary_reports_disk_usage_of_layers_logs_and_volumes() {
+    let mut agent = AgentSpec::next();
+    agent.agent_keys = "stats-interval-seconds = 2\nfs-stats-interval-seconds = 2\n".into();
+    let node = agent.node.clone();
+    let cluster = Cluster::start_with_agent_spec(agent, "");
+    // 20 MiB in the writable layer, 10 MiB in a disk emptyDir, 5 MiB in a memory one.
+    let mut disk = shell_pod(
+        "disk",
+        "head -c 20971520 /dev/zero > /tmp/layer; head -c 10485760 /dev/zero > /cache/data; \
+         head -c 5242880 /dev/zero > /shm/data; echo written; exec sleep 3600",
+    );
+    disk["spec"]["volumes"] = json!([
+        {"name": "cache", "emptyDir": {}},
+        {"name": "shm", "emptyDir": {"medium": "Memory"}},
+    ]);
+    disk["spec"]["containers"][0]["volumeMounts"] = json!([
+        {"name": "cache", "mountPath": "/cache"},
+        {"name": "shm", "mountPath": "/shm"},
+    ]);
+    cluster.kubectl_ok_stdin(&["create", "-f", "-"], Some(&disk.to_string()));
+    let path = format!("/api/v1/nodes/{node}/proxy/stats/summary");
+    let (summary, pod) = eventually("the summary to hold the pod's disk usage", || {
+        let summary: Value =
+            serde_json::from_str(&cluster.kubectl_ok(&["get", "--raw", &path])).ok()?;
+        let pod = summary["pods"]
+            .as_array()?
+            .iter()
+            .find(|p| p["podRef"]["name"] == "disk")?
+            .clone();
+        let volume = |name: &str| {
+            pod["volume"]
+                .as_array()
+                .and_then(|v| v.iter().find(|v| v["name"] == name))
+                .map_or(0, used_bytes)
+        };
+        let done = used_bytes(&pod["containers"][0]["rootfs"]) >= 20 * MIB
+            && used_bytes(&pod["containers"][0]["logs"]) > 0
+            && volume("cache") >= 10 * MIB
+            && volume("shm") >= 5 * MIB;
+        done.then_some((summary, pod))
+    });
+    let container = &pod["containers"][0];
+    for stats in [
+        &container["rootfs"],
+        &container["logs"],
+        &pod["ephemeral-storage"],
+    ] {
+        assert!(
+            stats["capacityBytes"].as_u64() > Some(0) && stats["inodesUsed"].as_u64() > Some(0),
+            "{pod}"
+        );
+    }
+    assert!(
+        used_bytes(&container["rootfs"]) < 22 * MIB,
+        "the layer holds 20 MiB: {pod}"
+    );
+    // Layer, logs and the disk volume; not the memory volume.
+    let ephemeral = used_bytes(&pod["ephemeral-storage"]);
+    assert!(
+        (30 * MIB..34 * MIB).contains(&ephemeral),
+        "ephemeral storage {ephemeral}: {pod}"
+    );
+    let image_fs = &summary["node"]["runtime"]["imageFs"];
+    assert!(
+        used_bytes(image_fs) > 0 && image_fs["capacityBytes"].as_u64() > Some(0),
+        "{summary}"
+    );
+    assert!(
+        summary["node"]["fs"]["capacityBytes"].as_u64() > Some(0),
+        "{summary}"
+    );
+
+    // The node proxy also reaches the agent's (here: the process's) metrics; a missing node
+    // is NotFound, another verb is refused.
+    let metrics = cluster.kubectl_ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{node}/proxy/metrics"),
+    ]);
+    assert!(
+        metrics.contains("kubelet_pod_start_duration_seconds"),
+        "{metrics}"
+    );
+    let missing =
+        cluster.kubectl_err(&["get", "--raw", "/api/v1/nodes/nowhere/proxy/stats/summary"]);
+    assert!(
+        missing.contains("not found") || missing.contains("NotFound"),
+        "{missing}"
+    );
+    let refused = cluster.kubectl_err(&[
+        "delete",
+        "--raw",
+        &format!("/api/v1/nodes/{node}/proxy/stats/summary"),
+    ]);
+    assert!(
+        refused.contains("MethodNotAllowed") || refused.contains("not allow"),
+        "{refused}"
+    );
+    cluster.kubectl_ok(&["delete", "pod", "disk", "--wait=false"]);
 }

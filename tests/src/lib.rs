@@ -85,6 +85,8 @@ pub struct AgentSpec {
     /// The cluster's service range (ClusterIPs of different test clusters must not meet in
     /// this machine's iptables rules).
     pub service_cidr: String,
+    /// More `[agent]` keys (TOML lines).
+    pub agent_keys: String,
 }
 
 impl AgentSpec {
@@ -98,6 +100,7 @@ impl AgentSpec {
             bridge: format!("htest{id}"),
             cluster_cidr: format!("10.{id}.0.0/16"),
             service_cidr: format!("172.20.{id}.0/24"),
+            agent_keys: String::new(),
         }
     }
 
@@ -109,15 +112,17 @@ impl AgentSpec {
             bridge: format!("{}{suffix}", self.bridge),
             cluster_cidr: self.cluster_cidr.clone(),
             service_cidr: self.service_cidr.clone(),
+            agent_keys: self.agent_keys.clone(),
         }
     }
 
     /// The hortator.toml sections that give the agent this identity.
     pub fn config(&self) -> String {
         format!(
-            "[server]\nservice-cidr = \"{services}\"\n\n[agent]\ncluster-cidr = \"{cidr}\"\n\n[plugins.network-driver]\nmodule = \"builtin:bridge\"\nconfig = {{ bridge = \"{bridge}\", cluster-cidr = \"{cidr}\" }}\n",
+            "[server]\nservice-cidr = \"{services}\"\n\n[agent]\ncluster-cidr = \"{cidr}\"\n{keys}\n\n[plugins.network-driver]\nmodule = \"builtin:bridge\"\nconfig = {{ bridge = \"{bridge}\", cluster-cidr = \"{cidr}\" }}\n",
             services = self.service_cidr,
             cidr = self.cluster_cidr,
+            keys = self.agent_keys,
             bridge = self.bridge
         )
     }
@@ -288,7 +293,11 @@ impl Cluster {
 
     /// Like [`Cluster::start_with_agent`], with `extra_config` appended to its hortator.toml.
     pub fn start_with_agent_and_config(extra_config: &str) -> Cluster {
-        let agent = AgentSpec::next();
+        Self::start_with_agent_spec(AgentSpec::next(), extra_config)
+    }
+
+    /// Like [`Cluster::start_with_agent_and_config`], with the agent's identity and keys.
+    pub fn start_with_agent_spec(agent: AgentSpec, extra_config: &str) -> Cluster {
         agent.clean_up();
         let dir = data_dir();
         let path = dir.path().join("hortator.toml");

@@ -226,7 +226,16 @@ pub static RESOURCES: &[ResourceInfo] = &[
         scope: Scope::Cluster,
         categories: &[],
         verbs: ALL_VERBS,
-        subresources: &[status("", "v1", "Node")],
+        subresources: &[
+            status("", "v1", "Node"),
+            Subresource {
+                name: "proxy",
+                group: "",
+                version: "v1",
+                kind: "NodeProxyOptions",
+                verbs: &["get"],
+            },
+        ],
         legacy: false,
     },
     ResourceInfo {

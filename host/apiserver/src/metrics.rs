@@ -42,7 +42,7 @@ impl RequestKind {
         });
         let verb = match *method {
             Method::GET if watch => "WATCH",
-            Method::GET if subresource == "exec" => "CONNECT",
+            Method::GET if matches!(subresource, "exec" | "proxy") => "CONNECT",
             Method::GET if named => "GET",
             Method::GET => "LIST",
             Method::POST if subresource == "exec" => "CONNECT",

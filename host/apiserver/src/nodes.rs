@@ -1,6 +1,8 @@
-//! The subresources the node answers, `pods/log` and `pods/exec`: the API server resolves the
-//! pod's container and node, then hands the request to that node's agent at the kubelet's
-//! paths (`/containerLogs/{ns}/{pod}/{container}`, `/exec/{ns}/{pod}/{container}`) — in process
+//! The subresources the node answers, `pods/log`, `pods/exec` and `nodes/proxy`: the API
+//! server resolves the pod's container and node, then hands the request to that node's agent
+//! at the kubelet's paths (`/containerLogs/{ns}/{pod}/{container}`,
+//! `/exec/{ns}/{pod}/{container}`; `nodes/{name}/proxy/{path}` is a GET of `{path}`, such as
+//! `/stats/summary` or `/metrics`) — in process
 //! through the agent's router when it is registered in [`NodeEndpoints`], otherwise over HTTP
 //! at the node's InternalIP and `status.daemonEndpoints.kubeletEndpoint.Port`. A WebSocket
 //! upgrade flows through to the agent: in process the request keeps hyper's upgrade handle, over
@@ -67,15 +69,22 @@ impl NodeEndpoints {
     }
 }
 
-/// Whether the node answers this request (`pods/log`, `pods/exec`).
+/// Whether the node answers this request (`pods/log`, `pods/exec`, `nodes/proxy`).
 pub fn serves(target: &Target) -> bool {
-    target.info.storage().plural == "pods"
-        && target.name.is_some()
-        && matches!(target.subresource.as_deref(), Some("log" | "exec"))
+    let subresource = target.subresource.as_deref();
+    target.name.is_some()
+        && match target.info.storage().plural {
+            "pods" => matches!(subresource, Some("log" | "exec")),
+            "nodes" => subresource == Some("proxy"),
+            _ => false,
+        }
 }
 
-/// Answer `pods/log` or `pods/exec` by forwarding to the pod's node.
+/// Answer `pods/log`, `pods/exec` or `nodes/proxy` by forwarding to the node.
 pub async fn forward(ctx: &Ctx, target: &Target, request: Request) -> Result<Response, ApiError> {
+    if target.subresource.as_deref() == Some("proxy") {
+        return forward_node_proxy(ctx, target, request).await;
+    }
     let exec = target.subresource.as_deref() == Some("exec");
     let method = request.method();
     if !(method == Method::GET || exec && method == Method::POST) {
@@ -123,6 +132,47 @@ pub async fn forward(ctx: &Ctx, target: &Target, request: Request) -> Result<Res
     } else {
         proxy(node, address, uri, request.headers()).await
     }
+}
+
+/// `nodes/{name}/proxy/{path}`: a GET of `{path}` (query included) on the node's agent,
+/// relayed.
+async fn forward_node_proxy(
+    ctx: &Ctx,
+    target: &Target,
+    request: Request,
+) -> Result<Response, ApiError> {
+    if request.method() != Method::GET {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            request.method(),
+            request.uri().path()
+        )));
+    }
+    let node = target.name.as_deref().unwrap_or_default();
+    handlers::current(ctx, target)?;
+    let uri = request.uri();
+    let marker = format!("/{node}/proxy");
+    let path = uri.path();
+    let tail = path
+        .find(&marker)
+        .map_or("", |at| &path[at + marker.len()..]);
+    let tail = if tail.is_empty() { "/" } else { tail };
+    let uri = match uri.query() {
+        Some(query) => format!("{tail}?{query}"),
+        None => tail.to_string(),
+    };
+    let uri: Uri = uri
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("invalid request URI {uri:?}: {e}")))?;
+    if let Some(agent) = ctx.nodes.get(node) {
+        let (mut parts, body) = request.into_parts();
+        parts.uri = uri;
+        parts.extensions = Extensions::new();
+        let response = agent.oneshot(Request::from_parts(parts, body)).await;
+        return Ok(response.unwrap_or_else(|never| match never {}));
+    }
+    let address = node_address(ctx, node)?;
+    proxy(node, address, uri, request.headers()).await
 }
 
 /// GET `path` from `node`'s agent (in process, or over HTTP at its address) and return the

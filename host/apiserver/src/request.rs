@@ -119,6 +119,10 @@ pub fn parse(core: bool, path: &str) -> Result<Route, ApiError> {
                 [] => (None, None),
                 [name] => (Some(*name), None),
                 [name, sub] => (Some(*name), Some(*sub)),
+                // `nodes/{name}/proxy/{path}`: the path is the agent's.
+                [name, "proxy", ..] if info.storage().plural == "nodes" => {
+                    (Some(*name), Some("proxy"))
+                }
                 _ => return Err(ApiError::no_route()),
             };
             if name.is_some() && info.namespaced() {

@@ -44,7 +44,9 @@ pub async fn run(config: Config, server: http::Uri) -> anyhow::Result<()> {
     }
     // Logs, exec, stats and metrics on the agent's port.
     let endpoint = listener.map(|listener| {
-        let routes = kubelet.router().merge(crate::metrics::router(registry));
+        let routes = kubelet
+            .router()
+            .merge(crate::metrics::router(std::sync::Arc::new(registry)));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, routes).await {
                 tracing::error!(error = %e, "agent endpoint failed");

@@ -118,6 +118,8 @@ struct AgentSection {
     port: Option<u16>,
     max_pods: Option<u32>,
     heartbeat_seconds: Option<u64>,
+    stats_interval_seconds: Option<u64>,
+    fs_stats_interval_seconds: Option<u64>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
 }
@@ -455,16 +457,24 @@ fn agent_config(
         }
         kubelet.max_pods = pods;
     }
-    if let Some(seconds) = section.heartbeat_seconds {
-        if seconds == 0 {
-            return Err(err(
-                false,
-                "agent.heartbeat-seconds",
-                "",
-                "must be at least 1".into(),
-            ));
-        }
-        kubelet.heartbeat = std::time::Duration::from_secs(seconds);
+    let seconds = |value: Option<u64>, key: &str| match value {
+        Some(0) => Err(err(false, key, "", "must be at least 1".into())),
+        value => Ok(value.map(std::time::Duration::from_secs)),
+    };
+    if let Some(every) = seconds(section.heartbeat_seconds, "agent.heartbeat-seconds")? {
+        kubelet.heartbeat = every;
+    }
+    if let Some(every) = seconds(
+        section.stats_interval_seconds,
+        "agent.stats-interval-seconds",
+    )? {
+        kubelet.stats_interval = every;
+    }
+    if let Some(every) = seconds(
+        section.fs_stats_interval_seconds,
+        "agent.fs-stats-interval-seconds",
+    )? {
+        kubelet.fs_stats_interval = every;
     }
     kubelet.labels = section.labels.clone();
     Ok(AgentConfig {
@@ -595,6 +605,10 @@ mod tests {
                 .unwrap();
         assert_eq!(c.listen.port(), 7000);
         assert_eq!(c.service_cidr.prefix_len(), 12);
+        let c = load_text("[agent]\nstats-interval-seconds = 2\nfs-stats-interval-seconds = 5\n")
+            .unwrap();
+        assert_eq!(c.agent.kubelet.stats_interval.as_secs(), 2);
+        assert_eq!(c.agent.kubelet.fs_stats_interval.as_secs(), 5);
     }
 
     #[test]
@@ -621,6 +635,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("agent.cluster-cidr"), "{e}");
+        let e = load_text("[agent]\nfs-stats-interval-seconds = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("agent.fs-stats-interval-seconds: must be at least 1"),
+            "{e}"
+        );
         let e = load_text("[store]\nbackend = \"sqlite\"\n")
             .unwrap_err()
             .to_string();

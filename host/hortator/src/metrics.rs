@@ -11,8 +11,7 @@ use prometheus_client::registry::Registry;
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A router serving `registry` at `/metrics`.
-pub fn router(registry: Registry) -> axum::Router {
-    let registry = Arc::new(registry);
+pub fn router(registry: Arc<Registry>) -> axum::Router {
     axum::Router::new().route(
         "/metrics",
         axum::routing::get(move |headers: HeaderMap| {

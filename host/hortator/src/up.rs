@@ -81,8 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
         .await
         .context("cannot start the node agent")?;
-        api.node_endpoints().register(&node, kubelet.router());
-        Some(kubelet)
+        Some((node, kubelet))
     } else {
         None
     };
@@ -101,11 +100,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(scheduler) = &scheduler {
         scheduler.register_metrics(&mut registry);
     }
-    if let Some(kubelet) = &agent {
+    if let Some((_, kubelet)) = &agent {
         kubelet.register_metrics(&mut registry);
     }
     if let Some(proxy) = &proxy {
         proxy.register_metrics(&mut registry);
+    }
+    let registry = Arc::new(registry);
+    // The node's agent answers `nodes/{name}/proxy/…`: its stats, and this process's metrics.
+    if let Some((node, kubelet)) = &agent {
+        let routes = kubelet
+            .router()
+            .merge(crate::metrics::router(registry.clone()));
+        api.node_endpoints().register(node, routes);
     }
     let kubeconfig = config.data_dir.join("kubeconfig.yaml");
     write_kubeconfig(&kubeconfig, &format!("http://{address}"))

@@ -36,6 +36,10 @@ pub struct KubeletConfig {
     pub max_pods: u32,
     /// Extra node labels.
     pub labels: BTreeMap<String, String>,
+    /// Time between two samples of the containers' CPU, memory and network.
+    pub stats_interval: Duration,
+    /// Time between two measurements of a container's or volume's disk usage.
+    pub fs_stats_interval: Duration,
 }
 
 impl KubeletConfig {
@@ -51,6 +55,8 @@ impl KubeletConfig {
             heartbeat: Duration::from_secs(10),
             max_pods: 110,
             labels: BTreeMap::new(),
+            stats_interval: Duration::from_secs(10),
+            fs_stats_interval: Duration::from_secs(60),
         }
     }
 }

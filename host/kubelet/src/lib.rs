@@ -14,6 +14,7 @@
 mod config;
 mod env;
 mod events;
+mod hooks;
 mod manager;
 mod metrics;
 mod network;
@@ -38,6 +39,9 @@ pub use config::{
 };
 pub use node::KUBELET_VERSION;
 pub use pause::PAUSE_IMAGE;
+
+/// The pods' directories (volumes), by uid, under the agent's root directory.
+const PODS_DIR: &str = "pods";
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +82,7 @@ impl Kubelet {
         plugins: Arc<PluginManager>,
         config: KubeletConfig,
     ) -> Result<Kubelet, Error> {
-        let pods_dir = config.root_dir.join("pods");
+        let pods_dir = config.root_dir.join(PODS_DIR);
         let network_dir = config.root_dir.join("network");
         for dir in [&pods_dir, &network_dir] {
             std::fs::create_dir_all(dir).map_err(|source| Error::Directory {
@@ -205,16 +209,14 @@ async fn run(
         runtime,
         network,
         services,
-        pods_dir: config.root_dir.join("pods"),
+        pods_dir: config.root_dir.join(PODS_DIR),
         node_ip: config.node_ip,
         node_name: config.node_name.clone(),
         registry: registry.clone(),
         metrics,
     });
-    let (monitor, _sampling) = hortator_monitor::Monitor::start(
-        docker.clone(),
-        runtime::monitor_config(&config.node_name, config.root_dir.clone()),
-    );
+    let (monitor, _sampling) =
+        hortator_monitor::Monitor::start(docker.clone(), runtime::monitor_config(&config));
     let routes = server::router(docker.clone(), Arc::new(registry)).merge(stats_router(monitor));
     let _ = engine.set(routes);
     let _health = AbortOnDrop(tokio::spawn(watch_engine(docker, socket, health_tx)));

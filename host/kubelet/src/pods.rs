@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::env::{ConfigError, Sources, expand};
 use crate::events::Recorder;
+use crate::hooks::{self, Hook};
 use crate::metrics::KubeletMetrics;
 use crate::network::{HostPortMapping, PodIdentity, PodNetworking, Protocol};
 use crate::pause::{PAUSE_COMMAND, PAUSE_IMAGE};
@@ -39,6 +40,11 @@ const BACKOFF_RESET: Duration = Duration::from_secs(600);
 const RESYNC: Duration = Duration::from_secs(10);
 /// How long containers of a pod removed from the API (not gracefully deleted) get.
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+/// The least a container gets between SIGTERM and SIGKILL after its preStop hook (the
+/// kubelet's minimum).
+const GRACE_AFTER_PRE_STOP: Duration = Duration::from_secs(2);
+/// How long a postStart hook may run before it counts as failed.
+const POST_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What every worker shares.
 pub(crate) struct Context {
@@ -289,6 +295,83 @@ enum Next {
 impl Worker {
     fn pod_ref(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The pod as the kubelet's messages name it: `name_namespace(uid)`.
+    fn pod_label(&self) -> String {
+        format!("{}_{}({})", self.name, self.namespace, self.uid)
+    }
+
+    /// Where probes and hooks of container `id` run.
+    fn target<'a>(
+        &self,
+        docker: &'a bollard::Docker,
+        id: &'a str,
+        container: &'a Container,
+    ) -> probes::Target<'a> {
+        probes::Target {
+            docker,
+            container_id: id,
+            container,
+            pod_ip: IpAddr::V4(self.pod_ip.unwrap_or(self.ctx.node_ip)),
+        }
+    }
+
+    /// Run `container`'s `hook` (if it has one) in its instance `id`, for at most `timeout`;
+    /// a failure is reported as a Warning event and returned.
+    async fn run_hook(
+        &self,
+        hook: Hook,
+        container: &Container,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let lifecycle = container.lifecycle.as_ref();
+        let handler = match hook {
+            Hook::PostStart => lifecycle.and_then(|l| l.post_start.as_ref()),
+            Hook::PreStop => lifecycle.and_then(|l| l.pre_stop.as_ref()),
+        };
+        let Some(handler) = handler else {
+            return Ok(());
+        };
+        let docker = self.ctx.runtime.docker.clone();
+        let target = self.target(&docker, id, container);
+        let result = hooks::run(handler, &target, &self.pod_label(), timeout).await;
+        if let Err(message) = &result {
+            tracing::info!(pod = %self.pod_ref(), container = %container.name, %message, "lifecycle hook failed");
+            self.ctx
+                .recorder
+                .warning(&self.pod, hook.failure_reason(), message);
+        }
+        result
+    }
+
+    /// Stop instance `id` of container `name` within `grace`: its preStop hook first, then
+    /// SIGTERM with what is left of the grace period (at least 2 s after a hook), then
+    /// SIGKILL.
+    async fn stop_container(&self, name: &str, id: &str, grace: Duration) {
+        let mut left = grace;
+        let spec = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == name));
+        if let Some(container) = spec.filter(|_| !grace.is_zero()) {
+            let started = Instant::now();
+            let _ = self.run_hook(Hook::PreStop, container, id, grace).await;
+            if container
+                .lifecycle
+                .as_ref()
+                .is_some_and(|l| l.pre_stop.is_some())
+            {
+                left = grace
+                    .saturating_sub(started.elapsed())
+                    .max(GRACE_AFTER_PRE_STOP);
+            }
+        }
+        if let Err(e) = self.ctx.runtime.stop(id, left).await {
+            tracing::warn!(pod = %self.pod_ref(), container = %name, error = %e, "cannot stop container");
+        }
     }
 
     fn pod_dir(&self) -> PathBuf {
@@ -643,10 +726,7 @@ impl Worker {
                         container.name
                     ),
                 );
-                let _ = self
-                    .ctx
-                    .runtime
-                    .stop(&latest.instance.id, self.grace())
+                self.stop_container(&container.name, &latest.instance.id, self.grace())
                     .await;
                 self.engine_changed = true;
                 return Duration::ZERO;
@@ -852,7 +932,7 @@ impl Worker {
             ..Default::default()
         };
         let name = self.engine_name(&container.name, attempt);
-        self.ctx.runtime.run(&name, body).await.map_err(|e| {
+        let id = self.ctx.runtime.run(&name, body).await.map_err(|e| {
             self.ctx
                 .recorder
                 .warning(&self.pod, "Failed", &format!("Error: {e}"));
@@ -868,6 +948,15 @@ impl Worker {
             "Started",
             &format!("Started container {}", container.name),
         );
+        // A failed postStart hook kills the container; its restart policy decides what next.
+        if let Err(message) = self
+            .run_hook(Hook::PostStart, container, &id, POST_START_TIMEOUT)
+            .await
+        {
+            self.stop_container(&container.name, &id, self.grace())
+                .await;
+            return Err(("PostStartHookError".to_string(), message));
+        }
         Ok(())
     }
 
@@ -978,14 +1067,8 @@ impl Worker {
                 ..ContainerMemory::default()
             };
         }
-        let pod_ip = IpAddr::V4(self.pod_ip.unwrap_or(self.ctx.node_ip));
         let docker = self.ctx.runtime.docker.clone();
-        let target = probes::Target {
-            docker: &docker,
-            container_id: &id,
-            container,
-            pod_ip,
-        };
+        let target = self.target(&docker, &id, container);
         let memory = self
             .containers
             .get_mut(&container.name)
@@ -1039,7 +1122,8 @@ impl Worker {
                     kind.to_ascii_lowercase()
                 ),
             );
-            let _ = self.ctx.runtime.stop(&id, self.grace()).await;
+            self.stop_container(&container.name, &id, self.grace())
+                .await;
             self.engine_changed = true;
             return Duration::ZERO;
         }
@@ -1091,8 +1175,12 @@ impl Worker {
                     &format!("Stopping container {}", instance.container),
                 );
             }
-            futures::future::join_all(running.iter().map(|i| self.ctx.runtime.stop(&i.id, grace)))
-                .await;
+            futures::future::join_all(
+                running
+                    .iter()
+                    .map(|i| self.stop_container(&i.container, &i.id, grace)),
+            )
+            .await;
         }
         if let Err(e) = self.ctx.network.teardown_pod(&self.uid).await {
             tracing::warn!(pod = %self.pod_ref(), error = %e, "network teardown failed");

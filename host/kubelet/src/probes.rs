@@ -8,7 +8,7 @@ use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures::StreamExt;
 use http_body_util::Empty;
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::time::Instant;
 
@@ -43,10 +43,27 @@ pub(crate) async fn run(probe: &Probe, target: &Target<'_>) -> Outcome {
 }
 
 async fn run_inner(probe: &Probe, target: &Target<'_>) -> Outcome {
-    if let Some(exec) = &probe.exec {
+    act(
+        probe.exec.as_ref(),
+        probe.http_get.as_ref(),
+        probe.tcp_socket.as_ref(),
+        target,
+    )
+    .await
+}
+
+/// Run the action given (probes and lifecycle hooks share them): an exec in the container,
+/// an HTTP GET or a TCP connection to the pod.
+pub(crate) async fn act(
+    exec: Option<&ExecAction>,
+    http_get: Option<&HTTPGetAction>,
+    tcp_socket: Option<&TCPSocketAction>,
+    target: &Target<'_>,
+) -> Outcome {
+    if let Some(exec) = exec {
         return exec_probe(target, exec.command.clone().unwrap_or_default()).await;
     }
-    if let Some(http) = &probe.http_get {
+    if let Some(http) = http_get {
         let port = match resolve_port(&http.port, target.container) {
             Ok(p) => p,
             Err(e) => return Outcome::Failure(e),
@@ -75,7 +92,7 @@ async fn run_inner(probe: &Probe, target: &Target<'_>) -> Outcome {
         let path = http.path.as_deref().unwrap_or("/");
         return http_probe(SocketAddr::new(host, port), path, &headers).await;
     }
-    if let Some(tcp) = &probe.tcp_socket {
+    if let Some(tcp) = tcp_socket {
         let port = match resolve_port(&tcp.port, target.container) {
             Ok(p) => p,
             Err(e) => return Outcome::Failure(e),

@@ -32,12 +32,10 @@ pub(crate) const LABEL_HASH: &str = "io.hortator.container.hash";
 /// The container name the sandbox carries in [`LABEL_CONTAINER`].
 pub(crate) const SANDBOX: &str = "POD";
 
-/// What the monitor samples: this node's containers, tied to their pods by our labels; the
-/// data directory's filesystem is the node's.
-pub(crate) fn monitor_config(
-    node: &str,
-    root_dir: std::path::PathBuf,
-) -> hortator_monitor::MonitorConfig {
+/// What the monitor samples: this node's containers, tied to their pods by our labels, and
+/// their emptyDir volumes; the data directory's filesystem is the node's.
+pub(crate) fn monitor_config(config: &crate::KubeletConfig) -> hortator_monitor::MonitorConfig {
+    let node = &config.node_name;
     let labels = hortator_monitor::Labels {
         pod_uid: LABEL_POD_UID.into(),
         pod_namespace: LABEL_POD_NAMESPACE.into(),
@@ -45,7 +43,19 @@ pub(crate) fn monitor_config(
         container: LABEL_CONTAINER.into(),
         sandbox: SANDBOX.into(),
     };
-    hortator_monitor::MonitorConfig::new(node, &format!("{LABEL_NODE}={node}"), labels, root_dir)
+    let mut monitor = hortator_monitor::MonitorConfig::new(
+        node,
+        &format!("{LABEL_NODE}={node}"),
+        labels,
+        config.root_dir.clone(),
+    );
+    monitor.volumes = Some(hortator_monitor::VolumeLayout {
+        pods_dir: config.root_dir.join(crate::PODS_DIR),
+        empty_dirs: crate::volumes::empty_dirs(Path::new("")),
+    });
+    monitor.interval = config.stats_interval;
+    monitor.fs_interval = config.fs_stats_interval;
+    monitor
 }
 
 /// Why the engine refused.

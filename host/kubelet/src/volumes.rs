@@ -22,6 +22,11 @@ pub(crate) fn volumes_dir(pod_dir: &Path) -> PathBuf {
     pod_dir.join("volumes")
 }
 
+/// Directory of one pod's emptyDir volumes, one directory each, named after the volume.
+pub(crate) fn empty_dirs(pod_dir: &Path) -> PathBuf {
+    volumes_dir(pod_dir).join("empty-dir")
+}
+
 /// Create or refresh every volume of `pod` under `pod_dir`.
 pub(crate) async fn prepare(
     pod: &Pod,
@@ -36,7 +41,7 @@ pub(crate) async fn prepare(
         .and_then(|s| s.volumes.as_deref())
         .unwrap_or_default();
     for volume in volumes {
-        let path = prepare_one(volume, namespace, client, &volumes_dir(pod_dir)).await?;
+        let path = prepare_one(volume, namespace, client, pod_dir).await?;
         prepared.insert(volume.name.clone(), path);
     }
     Ok(prepared)
@@ -46,13 +51,14 @@ async fn prepare_one(
     volume: &Volume,
     namespace: &str,
     client: &kube::Client,
-    dir: &Path,
+    pod_dir: &Path,
 ) -> Result<Prepared, ConfigError> {
+    let dir = volumes_dir(pod_dir);
     let fail = |what: &str, e: std::io::Error| {
         ConfigError(format!("volume {:?}: {what}: {e}", volume.name))
     };
     if let Some(empty) = &volume.empty_dir {
-        let path = dir.join("empty-dir").join(&volume.name);
+        let path = empty_dirs(pod_dir).join(&volume.name);
         std::fs::create_dir_all(&path).map_err(|e| fail("cannot create the directory", e))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
             .map_err(|e| fail("cannot set permissions", e))?;
@@ -300,7 +306,7 @@ fn is_mount_point(path: &Path) -> bool {
 
 /// Remove a pod's volumes from the node (tmpfs unmounted first).
 pub(crate) fn remove(pod_dir: &Path) -> std::io::Result<()> {
-    let empty = volumes_dir(pod_dir).join("empty-dir");
+    let empty = empty_dirs(pod_dir);
     if let Ok(entries) = std::fs::read_dir(&empty) {
         for entry in entries.flatten() {
             if is_mount_point(&entry.path()) {

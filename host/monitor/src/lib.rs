@@ -8,8 +8,11 @@
 //! rings) so that usage rates can be computed; [`Monitor::summary`] answers with the
 //! kubelet's `stats/v1alpha1` [`Summary`].
 //!
-//! Per-container filesystem usage is not collected: it needs a walk of the container's
-//! writable layer, which is not cheap.
+//! Disk usage is slower to read, so it has its own interval (`fs_interval`, a minute by
+//! default, as cAdvisor's): each container's writable layer (a walk of its overlay upper
+//! directory, or the engine's `SizeRw` for other storage drivers) and log files, each pod's
+//! emptyDir volumes, and the engine's image filesystem. A new container is measured at the
+//! first sample that finds it. The walks run on the blocking pool.
 //!
 //! ```no_run
 //! # async fn demo(docker: bollard::Docker) {
@@ -31,23 +34,26 @@
 //! ```
 
 mod cgroup;
+mod disk;
 mod procfs;
 mod summary;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::query_parameters::{
+    InspectContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptions,
+};
 use jiff::Timestamp;
 use tokio::task::JoinHandle;
 
 use cgroup::{CgroupFiles, Hierarchy, Usage, read_into};
 pub use summary::{
     ContainerStats, CpuStats, FsStats, InterfaceStats, MemoryStats, NetworkStats, NodeStats,
-    PodReference, PodStats, Summary,
+    PodReference, PodStats, RuntimeStats, Summary, VolumeStats,
 };
 
 /// The container labels that tie an engine container to its pod.
@@ -65,6 +71,15 @@ pub struct Labels {
     pub sandbox: String,
 }
 
+/// Where a pod's emptyDir volumes live on the node: `<pods_dir>/<pod uid>/<empty_dirs>/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeLayout {
+    /// The directory of the pods' directories.
+    pub pods_dir: PathBuf,
+    /// The emptyDir volumes' directory inside a pod's directory.
+    pub empty_dirs: PathBuf,
+}
+
 /// What to monitor and how often.
 #[derive(Debug, Clone)]
 pub struct MonitorConfig {
@@ -76,8 +91,13 @@ pub struct MonitorConfig {
     pub labels: Labels,
     /// A path on the filesystem reported as the node's (the agent's data directory).
     pub fs_path: PathBuf,
+    /// Where pods' emptyDir volumes are measured; `None` measures none.
+    pub volumes: Option<VolumeLayout>,
     /// Time between samples.
     pub interval: Duration,
+    /// Time between two measurements of the same container's, volume's or the image
+    /// filesystem's disk usage.
+    pub fs_interval: Duration,
     /// CPU samples kept per container and for the node.
     pub window: usize,
     /// Where the cgroup hierarchy is mounted.
@@ -87,14 +107,17 @@ pub struct MonitorConfig {
 }
 
 impl MonitorConfig {
-    /// Sample every 10 s and keep 5 minutes, from `/sys/fs/cgroup` and `/proc`.
+    /// Sample every 10 s and keep 5 minutes, measure disk usage every minute, from
+    /// `/sys/fs/cgroup` and `/proc`; no volumes.
     pub fn new(node_name: &str, selector: &str, labels: Labels, fs_path: PathBuf) -> Self {
         MonitorConfig {
             node_name: node_name.to_string(),
             selector: selector.to_string(),
             labels,
             fs_path,
+            volumes: None,
             interval: Duration::from_secs(10),
+            fs_interval: Duration::from_secs(60),
             window: 30,
             cgroup_root: "/sys/fs/cgroup".into(),
             proc_root: "/proc".into(),
@@ -214,6 +237,37 @@ struct Tracked {
     memory: Option<(Timestamp, Usage)>,
     /// The pod's network (sandbox only).
     network: Option<NetworkStats>,
+    /// Where its writable layer is measured.
+    layer: Layer,
+    /// Its log file, if the engine keeps one.
+    log_path: Option<PathBuf>,
+    /// Its latest disk usage.
+    disk: Option<ContainerDisk>,
+}
+
+/// Where a container's writable layer is measured.
+#[derive(Debug, Clone)]
+enum Layer {
+    /// A directory walked here (overlay's upper directory).
+    Dir(PathBuf),
+    /// The engine's `SizeRw` (other storage drivers, or an unreadable directory).
+    Engine,
+}
+
+/// A container's disk usage (used bytes and inodes only), measured at `measured`.
+#[derive(Debug, Clone)]
+struct ContainerDisk {
+    measured: Instant,
+    rootfs: Option<FsStats>,
+    logs: Option<FsStats>,
+}
+
+/// A pod's emptyDir volumes, measured at `measured`.
+#[derive(Debug, Clone)]
+struct PodVolumes {
+    measured: Instant,
+    /// Each volume, and whether it is on the node's disk (not a tmpfs of its own).
+    volumes: Vec<(VolumeStats, bool)>,
 }
 
 impl Tracked {
@@ -235,6 +289,8 @@ struct NodeState {
     memory: Option<(Timestamp, procfs::MemInfo)>,
     network: Option<NetworkStats>,
     fs: Option<FsStats>,
+    /// The engine's image filesystem, and when it was measured.
+    image_fs: Option<(Instant, FsStats)>,
     boot: Option<String>,
 }
 
@@ -242,6 +298,8 @@ struct NodeState {
 struct State {
     node: NodeState,
     containers: HashMap<String, Tracked>,
+    /// emptyDir usage by pod uid.
+    volumes: HashMap<String, PodVolumes>,
 }
 
 /// A pod's totals while a summary is built.
@@ -252,6 +310,31 @@ struct PodTotals {
     nanocores: Option<u64>,
     window: Option<Duration>,
     usage: Usage,
+    /// Ephemeral storage: layers and logs of its containers.
+    disk: Option<(u64, u64)>,
+}
+
+/// `usage` (used bytes and inodes) with the capacity, availability and inodes of the
+/// filesystem it is on.
+fn on_filesystem(usage: &FsStats, fs: Option<&FsStats>) -> FsStats {
+    let mut stats = usage.clone();
+    if let Some(fs) = fs {
+        stats.available_bytes = fs.available_bytes;
+        stats.capacity_bytes = fs.capacity_bytes;
+        stats.inodes_free = fs.inodes_free;
+        stats.inodes = fs.inodes;
+    }
+    stats
+}
+
+/// Used bytes and inodes measured at `time`.
+fn used(time: &str, usage: disk::DiskUsage) -> FsStats {
+    FsStats {
+        time: time.to_string(),
+        used_bytes: Some(usage.bytes),
+        inodes_used: Some(usage.inodes),
+        ..FsStats::default()
+    }
 }
 
 impl State {
@@ -262,14 +345,17 @@ impl State {
                 memory: None,
                 network: None,
                 fs: None,
+                image_fs: None,
                 boot: None,
             },
             containers: HashMap::new(),
+            volumes: HashMap::new(),
         }
     }
 
     fn summary(&self, node_name: &str) -> Summary {
         let node = &self.node;
+        let image_fs = node.image_fs.as_ref().map(|(_, fs)| fs);
         let mut pods: BTreeMap<(&str, &str, &str), (PodStats, PodTotals)> = BTreeMap::new();
         for tracked in self.containers.values() {
             let key = (
@@ -284,6 +370,14 @@ impl State {
                 };
                 (stats, PodTotals::default())
             });
+            let disk = tracked.disk.as_ref();
+            let rootfs = disk.and_then(|d| d.rootfs.as_ref());
+            let logs = disk.and_then(|d| d.logs.as_ref());
+            for usage in rootfs.into_iter().chain(logs) {
+                let (bytes, inodes) = totals.disk.get_or_insert((0, 0));
+                *bytes += usage.used_bytes.unwrap_or(0);
+                *inodes += usage.inodes_used.unwrap_or(0);
+            }
             if tracked.sandbox {
                 pod.start_time.clone_from(&tracked.start_time);
                 pod.network.clone_from(&tracked.network);
@@ -293,6 +387,8 @@ impl State {
                     start_time: tracked.start_time.clone(),
                     cpu: tracked.cpu.stats(),
                     memory: tracked.memory_stats(),
+                    rootfs: rootfs.map(|u| on_filesystem(u, image_fs)),
+                    logs: logs.map(|u| on_filesystem(u, image_fs)),
                 });
             }
             if let Some(last) = tracked.cpu.last() {
@@ -329,6 +425,30 @@ impl State {
                         rss_bytes: Some(totals.usage.rss_bytes),
                     });
                 }
+                let mut disk = totals.disk;
+                if let Some(volumes) = self.volumes.get(&pod.pod_ref.uid) {
+                    for (volume, on_disk) in &volumes.volumes {
+                        if *on_disk {
+                            let (bytes, inodes) = disk.get_or_insert((0, 0));
+                            *bytes += volume.fs.used_bytes.unwrap_or(0);
+                            *inodes += volume.fs.inodes_used.unwrap_or(0);
+                        }
+                        pod.volume.push(volume.clone());
+                    }
+                }
+                pod.ephemeral_storage = disk.map(|(bytes, inodes)| {
+                    let usage = FsStats {
+                        time: node
+                            .fs
+                            .as_ref()
+                            .map(|fs| fs.time.clone())
+                            .unwrap_or_default(),
+                        used_bytes: Some(bytes),
+                        inodes_used: Some(inodes),
+                        ..FsStats::default()
+                    };
+                    on_filesystem(&usage, node.fs.as_ref())
+                });
                 pod
             })
             .collect();
@@ -346,6 +466,9 @@ impl State {
                 }),
                 network: node.network.clone(),
                 fs: node.fs.clone(),
+                runtime: image_fs.map(|fs| RuntimeStats {
+                    image_fs: Some(fs.clone()),
+                }),
             },
             pods,
         }
@@ -364,6 +487,8 @@ struct Sampler {
     buf: String,
     interfaces: Vec<InterfaceStats>,
     clock_ticks: u64,
+    /// The engine's data directory, once known.
+    engine_root: Option<PathBuf>,
 }
 
 impl Sampler {
@@ -382,6 +507,7 @@ impl Sampler {
             buf: String::with_capacity(4096),
             interfaces: Vec::new(),
             clock_ticks,
+            engine_root: None,
         }
     }
 
@@ -397,6 +523,8 @@ impl Sampler {
             ticker.tick().await;
             let discovered = self.discover().await;
             self.sample(discovered);
+            self.measure_disks().await;
+            self.measure_image_fs().await;
         }
     }
 
@@ -462,8 +590,21 @@ impl Sampler {
             tracing::warn!(%id, cgroups = %self.buf, "cannot find the container's cgroup");
             return None;
         };
+        let layer = match &inspect.graph_driver {
+            Some(driver) if driver.name.starts_with("overlay") => driver
+                .data
+                .get("UpperDir")
+                .map_or(Layer::Engine, |dir| Layer::Dir(dir.into())),
+            _ => Layer::Engine,
+        };
         Some(Tracked {
             sandbox: name == names.sandbox,
+            layer,
+            log_path: inspect
+                .log_path
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            disk: None,
             pod,
             name,
             pid,
@@ -482,6 +623,12 @@ impl Sampler {
         if let Some((running, new)) = discovered {
             state.containers.retain(|id, _| running.contains(id));
             state.containers.extend(new);
+            let State {
+                containers,
+                volumes,
+                ..
+            } = &mut *state;
+            volumes.retain(|uid, _| containers.values().any(|t| t.pod.uid == *uid));
         }
         let mut gone = Vec::new();
         for (id, tracked) in &mut state.containers {
@@ -509,6 +656,140 @@ impl Sampler {
             state.containers.remove(&id);
         }
         self.sample_node(&mut state.node);
+    }
+
+    /// Measure the disk usage that is due: containers' layers and logs, pods' emptyDirs.
+    async fn measure_disks(&mut self) {
+        let every = self.config.fs_interval;
+        let due = |measured: Option<Instant>| measured.is_none_or(|m| m.elapsed() >= every);
+        let (containers, pods) = {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let containers: Vec<(String, Layer, Option<PathBuf>)> = state
+                .containers
+                .iter()
+                .filter(|(_, t)| due(t.disk.as_ref().map(|d| d.measured)))
+                .map(|(id, t)| (id.clone(), t.layer.clone(), t.log_path.clone()))
+                .collect();
+            let pods: HashSet<String> = state
+                .containers
+                .values()
+                .map(|t| &t.pod.uid)
+                .filter(|uid| due(state.volumes.get(*uid).map(|v| v.measured)))
+                .cloned()
+                .collect();
+            (containers, pods)
+        };
+        if containers.is_empty() && pods.is_empty() {
+            return;
+        }
+        let layout = self.config.volumes.clone();
+        let walk = tokio::task::spawn_blocking(move || {
+            let time = Timestamp::now().to_string();
+            let containers: Vec<(String, ContainerDisk)> = containers
+                .into_iter()
+                .map(|(id, layer, log)| {
+                    let rootfs = match layer {
+                        Layer::Dir(dir) => disk::usage(&dir).ok().map(|u| used(&time, u)),
+                        Layer::Engine => None,
+                    };
+                    let logs = log.map(|path| used(&time, disk::log_usage(&path)));
+                    let disk = ContainerDisk {
+                        measured: Instant::now(),
+                        rootfs,
+                        logs,
+                    };
+                    (id, disk)
+                })
+                .collect();
+            let volumes: Vec<(String, PodVolumes)> = match &layout {
+                Some(layout) => pods
+                    .into_iter()
+                    .map(|uid| {
+                        let volumes = PodVolumes {
+                            measured: Instant::now(),
+                            volumes: measure_volumes(layout, &uid),
+                        };
+                        (uid, volumes)
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            (containers, volumes)
+        });
+        let Ok((mut containers, volumes)) = walk.await else {
+            return;
+        };
+        for (id, disk) in &mut containers {
+            if disk.rootfs.is_none() {
+                disk.rootfs = self.engine_layer_size(id).await;
+            }
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, disk) in containers {
+            if let Some(tracked) = state.containers.get_mut(&id) {
+                tracked.disk = Some(disk);
+            }
+        }
+        state.volumes.extend(volumes);
+    }
+
+    /// The size of container `id`'s writable layer as the engine computes it.
+    async fn engine_layer_size(&self, id: &str) -> Option<FsStats> {
+        let options = InspectContainerOptionsBuilder::new().size(true).build();
+        let inspect = self
+            .docker
+            .inspect_container(id, Some(options))
+            .await
+            .ok()?;
+        let bytes = u64::try_from(inspect.size_rw?).ok()?;
+        Some(FsStats {
+            time: Timestamp::now().to_string(),
+            used_bytes: Some(bytes),
+            ..FsStats::default()
+        })
+    }
+
+    /// The engine's image filesystem: the filesystem of its data directory, the bytes its
+    /// images take (as listed, so layers shared by several images count for each).
+    async fn measure_image_fs(&mut self) {
+        let every = self.config.fs_interval;
+        {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((measured, _)) = &state.node.image_fs
+                && measured.elapsed() < every
+            {
+                return;
+            }
+        }
+        if self.engine_root.is_none() {
+            match self.docker.info().await {
+                Ok(info) => self.engine_root = info.docker_root_dir.map(PathBuf::from),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot ask the engine for its data directory")
+                }
+            }
+        }
+        let Some(mut stats) = self
+            .engine_root
+            .as_deref()
+            .and_then(|root| fs_stats(root, Timestamp::now()))
+        else {
+            return;
+        };
+        stats.used_bytes = match self.docker.list_images(None::<ListImagesOptions>).await {
+            Ok(images) => Some(
+                images
+                    .iter()
+                    .map(|image| u64::try_from(image.size).unwrap_or(0))
+                    .sum(),
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list the engine's images");
+                None
+            }
+        };
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.node.image_fs = Some((Instant::now(), stats));
     }
 
     /// Counters of the interfaces in a `net/dev` file; the main one is `main` if given, else
@@ -563,13 +844,50 @@ fn fs_stats(path: &std::path::Path, time: Timestamp) -> Option<FsStats> {
     let inodes = vfs.files();
     Some(FsStats {
         time: time.to_string(),
-        available_bytes: vfs.blocks_available() * block,
-        capacity_bytes: capacity,
-        used_bytes: capacity.saturating_sub(vfs.blocks_free() * block),
-        inodes_free: vfs.files_free(),
-        inodes,
-        inodes_used: inodes.saturating_sub(vfs.files_free()),
+        available_bytes: Some(vfs.blocks_available() * block),
+        capacity_bytes: Some(capacity),
+        used_bytes: Some(capacity.saturating_sub(vfs.blocks_free() * block)),
+        inodes_free: Some(vfs.files_free()),
+        inodes: Some(inodes),
+        inodes_used: Some(inodes.saturating_sub(vfs.files_free())),
     })
+}
+
+/// The emptyDir volumes of pod `uid` under `layout`, each with its usage, its filesystem's
+/// capacity and whether it shares the node's disk (a tmpfs volume is a mount of its own).
+fn measure_volumes(layout: &VolumeLayout, uid: &str) -> Vec<(VolumeStats, bool)> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = layout.pods_dir.join(uid).join(&layout.empty_dirs);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let Ok(parent) = std::fs::metadata(&dir) else {
+        return Vec::new();
+    };
+    let mut volumes = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if !metadata.is_dir() {
+            continue;
+        }
+        let Ok(usage) = disk::usage(&path) else {
+            continue;
+        };
+        let time = Timestamp::now();
+        let mut fs = fs_stats(&path, time).unwrap_or_else(|| FsStats {
+            time: time.to_string(),
+            ..FsStats::default()
+        });
+        fs.used_bytes = Some(usage.bytes);
+        fs.inodes_used = Some(usage.inodes);
+        let name = entry.file_name().to_string_lossy().into_owned();
+        volumes.push((VolumeStats { name, fs }, metadata.dev() == parent.dev()));
+    }
+    volumes.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    volumes
 }
 
 #[cfg(test)]
@@ -599,6 +917,29 @@ mod tests {
         let stats = ring.stats().unwrap();
         assert_eq!(stats.usage_core_nano_seconds, Some(8_000_000_000));
         assert_eq!(stats.usage_window.as_deref(), Some("10.000s"));
+    }
+
+    #[test]
+    fn volumes_are_the_directories_of_the_pods_empty_dir_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = VolumeLayout {
+            pods_dir: dir.path().into(),
+            empty_dirs: "volumes/empty-dir".into(),
+        };
+        assert!(measure_volumes(&layout, "none").is_empty());
+        let root = dir.path().join("uid/volumes/empty-dir");
+        std::fs::create_dir_all(root.join("b")).unwrap();
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("a/data"), vec![1u8; 100_000]).unwrap();
+        std::fs::write(root.join("stray-file"), b"x").unwrap();
+        let volumes = measure_volumes(&layout, "uid");
+        let names: Vec<&str> = volumes.iter().map(|(v, _)| v.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let (a, on_disk) = &volumes[0];
+        assert!(*on_disk);
+        assert!(a.fs.used_bytes >= Some(100_000), "{a:?}");
+        assert_eq!(a.fs.inodes_used, Some(2));
+        assert!(a.fs.capacity_bytes > Some(0));
     }
 
     #[test]
@@ -656,9 +997,47 @@ mod tests {
                         time: "t".into(),
                         ..NetworkStats::default()
                     }),
+                    layer: Layer::Engine,
+                    log_path: None,
+                    disk: Some(ContainerDisk {
+                        measured: Instant::now(),
+                        rootfs: Some(used(
+                            "t",
+                            disk::DiskUsage {
+                                bytes: 1000 * memory,
+                                inodes: 1,
+                            },
+                        )),
+                        logs: Some(used(
+                            "t",
+                            disk::DiskUsage {
+                                bytes: 10,
+                                inodes: 1,
+                            },
+                        )),
+                    }),
                 },
             );
         }
+        let filesystem = FsStats {
+            time: "t".into(),
+            available_bytes: Some(7),
+            capacity_bytes: Some(9),
+            ..FsStats::default()
+        };
+        state.node.image_fs = Some((Instant::now(), filesystem.clone()));
+        state.node.fs = Some(filesystem);
+        let volume = |name: &str, bytes| VolumeStats {
+            name: name.into(),
+            fs: used("t", disk::DiskUsage { bytes, inodes: 2 }),
+        };
+        state.volumes.insert(
+            "u".into(),
+            PodVolumes {
+                measured: Instant::now(),
+                volumes: vec![(volume("cache", 5000), true), (volume("shm", 300), false)],
+            },
+        );
         let summary = state.summary("n");
         assert_eq!(summary.node.node_name, "n");
         let [pod] = summary.pods.as_slice() else {
@@ -670,11 +1049,24 @@ mod tests {
         assert_eq!(cpu.usage_nano_cores, Some(300_000_000));
         assert_eq!(pod.memory.as_ref().unwrap().working_set_bytes, Some(101));
         assert!(pod.network.is_some());
+        // Layers, logs and on-disk volumes; the tmpfs volume is memory.
+        let ephemeral = pod.ephemeral_storage.as_ref().unwrap();
+        assert_eq!(ephemeral.used_bytes, Some(1000 + 100_000 + 20 + 5000));
+        assert_eq!(ephemeral.inodes_used, Some(6));
+        assert_eq!(ephemeral.capacity_bytes, Some(9));
+        assert_eq!(pod.volume.len(), 2);
+        let rootfs = pod.containers[0].rootfs.as_ref().unwrap();
+        assert_eq!(rootfs.used_bytes, Some(100_000));
+        assert_eq!(rootfs.available_bytes, Some(7));
         let json = serde_json::to_value(&summary).unwrap();
         assert_eq!(json["pods"][0]["podRef"]["uid"], "u");
         assert_eq!(
             json["pods"][0]["containers"][0]["cpu"]["usageNanoCores"],
             200_000_000
         );
+        assert_eq!(json["pods"][0]["ephemeral-storage"]["usedBytes"], 106_020);
+        assert_eq!(json["pods"][0]["volume"][0]["name"], "cache");
+        assert_eq!(json["pods"][0]["volume"][0]["usedBytes"], 5000);
+        assert_eq!(json["node"]["runtime"]["imageFs"]["capacityBytes"], 9);
     }
 }

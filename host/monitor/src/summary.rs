@@ -35,6 +35,19 @@ pub struct NodeStats {
     /// The filesystem holding the agent's data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs: Option<FsStats>,
+    /// The container engine's storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeStats>,
+}
+
+/// The container engine's storage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeStats {
+    /// The filesystem holding images and containers' writable layers; `usedBytes` is what
+    /// the images take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_fs: Option<FsStats>,
 }
 
 /// Which pod.
@@ -69,6 +82,28 @@ pub struct PodStats {
     /// Its network namespace's interfaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkStats>,
+    /// Its emptyDir volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume: Vec<VolumeStats>,
+    /// Local storage it uses: its containers' writable layers and logs, and its emptyDir
+    /// volumes on disk (not those in memory).
+    #[serde(
+        default,
+        rename = "ephemeral-storage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ephemeral_storage: Option<FsStats>,
+}
+
+/// One volume's usage, and its filesystem's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeStats {
+    /// The volume's name in the pod spec.
+    pub name: String,
+    /// Usage.
+    #[serde(flatten)]
+    pub fs: FsStats,
 }
 
 /// One container.
@@ -86,6 +121,12 @@ pub struct ContainerStats {
     /// Memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryStats>,
+    /// Its writable layer, on the engine's filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<FsStats>,
+    /// Its log files, on the engine's filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<FsStats>,
 }
 
 /// CPU usage at `time`.
@@ -156,22 +197,29 @@ pub struct InterfaceStats {
     pub tx_errors: u64,
 }
 
-/// A filesystem's space and inodes at `time`.
+/// Space and inodes at `time`: of a filesystem, or of what uses it (a container's layer, a
+/// volume) with the filesystem's capacity beside. Any count may be unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FsStats {
     /// When it was sampled.
     pub time: String,
     /// Bytes available to unprivileged users.
-    pub available_bytes: u64,
-    /// Size.
-    pub capacity_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_bytes: Option<u64>,
+    /// The filesystem's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_bytes: Option<u64>,
     /// Bytes in use.
-    pub used_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<u64>,
     /// Free inodes.
-    pub inodes_free: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inodes_free: Option<u64>,
     /// All inodes.
-    pub inodes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inodes: Option<u64>,
     /// Inodes in use.
-    pub inodes_used: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inodes_used: Option<u64>,
 }
