@@ -16,7 +16,6 @@
 
 mod deployment;
 mod endpoints;
-mod events;
 mod garbage;
 mod namespace;
 mod node_lifecycle;

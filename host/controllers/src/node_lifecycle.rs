@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use hortator_events::Recorder;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -22,7 +23,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::events::Recorder;
 use crate::{ControllersConfig, Error};
 
 /// How often every node is looked at (Kubernetes' node-monitor-period).
@@ -49,7 +49,7 @@ enum Readiness {
 
 /// Run the node lifecycle controller until the API goes away.
 pub(crate) async fn run(client: kube::Client, config: Arc<ControllersConfig>) {
-    let recorder = Recorder::spawn(client.clone(), "node-controller");
+    let recorder = Recorder::spawn(client.clone(), "node-controller", None);
     let (nodes, nodes_writer) = reflector::store();
     let (leases, leases_writer) = reflector::store();
     let (pods, pods_writer) = reflector::store();

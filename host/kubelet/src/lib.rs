@@ -13,7 +13,6 @@
 
 mod config;
 mod env;
-mod events;
 mod hooks;
 mod manager;
 mod metrics;
@@ -204,7 +203,11 @@ async fn run(
     }));
     let registry = pods::Registry::default();
     let ctx = Arc::new(pods::Context {
-        recorder: events::Recorder::spawn(client.clone(), &config.node_name),
+        recorder: hortator_events::Recorder::spawn(
+            client.clone(),
+            "kubelet",
+            Some(&config.node_name),
+        ),
         client,
         runtime,
         network,

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig};
+use hortator_events::Recorder;
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
@@ -20,7 +21,6 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::env::{ConfigError, Sources, expand};
-use crate::events::Recorder;
 use crate::hooks::{self, Hook};
 use crate::metrics::KubeletMetrics;
 use crate::network::{HostPortMapping, PodIdentity, PodNetworking, Protocol};
@@ -459,7 +459,7 @@ impl Worker {
                 self.ctx.recorder.warning(
                     &self.pod,
                     "FailedCreatePodSandBox",
-                    &format!("Failed to create pod sandbox: {message}"),
+                    format!("Failed to create pod sandbox: {message}"),
                 );
                 for name in self.container_names() {
                     self.containers.entry(name).or_default().waiting =
@@ -721,7 +721,7 @@ impl Worker {
                 self.ctx.recorder.normal(
                     &self.pod,
                     "Killing",
-                    &format!(
+                    format!(
                         "Container {} definition changed, will be restarted",
                         container.name
                     ),
@@ -935,18 +935,18 @@ impl Worker {
         let id = self.ctx.runtime.run(&name, body).await.map_err(|e| {
             self.ctx
                 .recorder
-                .warning(&self.pod, "Failed", &format!("Error: {e}"));
+                .warning(&self.pod, "Failed", format!("Error: {e}"));
             ("RunContainerError".to_string(), e.to_string())
         })?;
         self.ctx.recorder.normal(
             &self.pod,
             "Created",
-            &format!("Created container {}", container.name),
+            format!("Created container {}", container.name),
         );
         self.ctx.recorder.normal(
             &self.pod,
             "Started",
-            &format!("Started container {}", container.name),
+            format!("Started container {}", container.name),
         );
         // A failed postStart hook kills the container; its restart policy decides what next.
         if let Err(message) = self
@@ -1003,20 +1003,20 @@ impl Worker {
             self.ctx.recorder.normal(
                 &self.pod,
                 "Pulled",
-                &format!("Container image \"{image}\" already present on machine"),
+                format!("Container image \"{image}\" already present on machine"),
             );
             return Ok(());
         }
         self.ctx
             .recorder
-            .normal(&self.pod, "Pulling", &format!("Pulling image \"{image}\""));
+            .normal(&self.pod, "Pulling", format!("Pulling image \"{image}\""));
         let started = Instant::now();
         match self.ctx.runtime.pull(image).await {
             Ok(()) => {
                 self.ctx.recorder.normal(
                     &self.pod,
                     "Pulled",
-                    &format!(
+                    format!(
                         "Successfully pulled image \"{image}\" in {:.3}s",
                         started.elapsed().as_secs_f64()
                     ),
@@ -1116,7 +1116,7 @@ impl Worker {
             self.ctx.recorder.normal(
                 &self.pod,
                 "Killing",
-                &format!(
+                format!(
                     "Container {} failed {} probe, will be restarted",
                     container.name,
                     kind.to_ascii_lowercase()
@@ -1172,7 +1172,7 @@ impl Worker {
                 self.ctx.recorder.normal(
                     &self.pod,
                     "Killing",
-                    &format!("Stopping container {}", instance.container),
+                    format!("Stopping container {}", instance.container),
                 );
             }
             futures::future::join_all(
@@ -1402,7 +1402,7 @@ async fn run_due(
     let tracker = tracker.filter(|t| t.due() <= now)?;
     let outcome = probes::run(tracker.probe(), target).await;
     if let Outcome::Failure(message) = &outcome {
-        recorder.warning(pod, "Unhealthy", &format!("{kind} probe failed: {message}"));
+        recorder.warning(pod, "Unhealthy", format!("{kind} probe failed: {message}"));
     }
     tracker.record(outcome, Instant::now());
     (tracker.verdict == Some(false)).then(|| {

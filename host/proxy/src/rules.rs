@@ -26,10 +26,11 @@
 //! chains of this node that are no longer rendered.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
+
+use hortator_netfilter::{MAX_CHAIN_NAME, chain_suffix, fnv1a32};
 
 use ipnet::Ipv4Net;
 
@@ -38,7 +39,7 @@ use crate::model::{PortKey, Protocol, ServicePort};
 
 /// Chain names are at most 28 characters; the suffix gets what the longest
 /// prefix leaves.
-const MAX_SUFFIX: usize = 28 - "HORTATOR-SMASQ-".len();
+const MAX_SUFFIX: usize = MAX_CHAIN_NAME - "HORTATOR-SMASQ-".len();
 
 /// The mark (value/mask) of packets to masquerade, as kube-proxy's.
 pub(crate) const MASQUERADE_MARK: &str = "0x4000/0x4000";
@@ -61,7 +62,7 @@ pub(crate) struct Chains {
 impl Chains {
     /// The chains of node `node_name`.
     pub(crate) fn new(node_name: &str) -> Self {
-        let suffix = chain_suffix(node_name);
+        let suffix = chain_suffix(node_name, MAX_SUFFIX);
         Chains {
             services: format!("HORTATOR-SVC-{suffix}"),
             node_ports: format!("HORTATOR-NP-{suffix}"),
@@ -479,42 +480,7 @@ impl Rules {
 /// Feeds `rules` to `iptables-restore --noflush`: the chains it declares are
 /// replaced atomically, the rest of the tables is left alone.
 fn restore(rules: &str) -> Result<(), ProxyError> {
-    let run_error = |e: std::io::Error| iptables_error("run iptables-restore", e);
-    let mut child = Command::new("iptables-restore")
-        .args(["--noflush", "--wait"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(run_error)?;
-    let written = match child.stdin.take() {
-        Some(mut stdin) => stdin.write_all(rules.as_bytes()),
-        None => Ok(()),
-    };
-    let output = child.wait_with_output().map_err(run_error)?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        let line = failed_line(&stderr, rules)
-            .map(|l| format!(" (input: {l})"))
-            .unwrap_or_default();
-        return Err(iptables_error(
-            "iptables-restore",
-            format!("{stderr}{line}"),
-        ));
-    }
-    written.map_err(|e| iptables_error("write to iptables-restore", e))
-}
-
-/// The input line an `iptables-restore` error message ("… line N failed")
-/// points at.
-fn failed_line<'a>(stderr: &str, input: &'a str) -> Option<&'a str> {
-    let after = stderr.split("line ").nth(1)?;
-    let number: usize = after
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
-    input.lines().nth(number.checked_sub(1)?)
+    hortator_netfilter::restore(rules).map_err(|e| iptables_error("apply the rules", e))
 }
 
 /// `text` reduced to characters safe inside a quoted rule comment.
@@ -541,26 +507,6 @@ fn hash14(text: &str) -> String {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     format!("{:014x}", hash >> 8)
-}
-
-fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
-    })
-}
-
-/// A chain-name suffix from `text`: its letters, digits, '-' and '_' when
-/// they fit, else a short prefix and a hash of the whole (as the agent's).
-fn chain_suffix(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        .collect();
-    if !clean.is_empty() && clean.len() <= MAX_SUFFIX && clean.len() == text.len() {
-        return clean;
-    }
-    let prefix: String = clean.chars().take(MAX_SUFFIX - 9).collect();
-    format!("{prefix}-{:08x}", fnv1a32(text.as_bytes()))
 }
 
 #[cfg(test)]
@@ -617,12 +563,7 @@ mod tests {
         ] {
             assert!(name.len() <= 28, "{name}");
         }
-        assert_ne!(
-            chain_suffix("a-rather-long-node-name.example.com"),
-            chain_suffix("a-rather-long-node-name.example.org")
-        );
-        assert_eq!(chain_suffix("127.0.0.2"), chain_suffix("127.0.0.2"));
-        assert!(chain_suffix("127.0.0.2").starts_with("1270-"));
+        assert!(chain_suffix("127.0.0.2", MAX_SUFFIX).starts_with("1270-"));
     }
 
     #[test]
@@ -772,14 +713,7 @@ COMMIT
     }
 
     #[test]
-    fn comments_and_errors_are_tame() {
+    fn comments_are_tame() {
         assert_eq!(comment_text("a/b:c\" -j ACCEPT"), "a/b:c-jACCEPT");
-        let input = "*nat\n:X - [0:0]\n-A X -j BAD\nCOMMIT\n";
-        assert_eq!(
-            failed_line("iptables-restore: line 3 failed", input),
-            Some("-A X -j BAD")
-        );
-        assert_eq!(failed_line("iptables-restore: line 0 failed", input), None);
-        assert_eq!(failed_line("something else", input), None);
     }
 }

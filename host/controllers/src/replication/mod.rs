@@ -34,10 +34,9 @@ use serde_json::json;
 use tracing::Instrument;
 
 use hortator_api::selector::LabelSelector;
+use hortator_events::Recorder;
 
-use crate::events::Recorder;
 use expectations::{Expectations, Seen};
-pub(crate) use pods::generate_name;
 use status::{Failure, Inputs, ReplicaStatus};
 
 /// Most pods created or deleted by one reconcile (Kubernetes' `BurstReplicas`).
@@ -313,7 +312,7 @@ async fn run<K: Replicated>(client: Client) {
         controllers: controllers.clone(),
         expectations: Expectations::default(),
         failures: Mutex::new(HashMap::new()),
-        events: Recorder::spawn(client.clone(), K::COMPONENT),
+        events: Recorder::spawn(client.clone(), K::COMPONENT, None),
     });
     let own = reflector(
         controllers_writer,

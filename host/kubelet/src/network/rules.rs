@@ -12,15 +12,14 @@
 //! swapped in atomically by `iptables-restore --noflush`.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+
+use hortator_netfilter::{MAX_CHAIN_NAME, restore};
 
 use super::PodState;
 
-/// Chain names are at most 28 characters; the suffix gets what the longest
-/// prefix leaves.
-const MAX_SUFFIX: usize = 28 - "HORTATOR-MASQ-".len();
+/// The suffix gets what the longest prefix leaves of a chain name.
+const MAX_SUFFIX: usize = MAX_CHAIN_NAME - "HORTATOR-MASQ-".len();
 
 pub(super) struct Rules {
     iptables: iptables::IPTables,
@@ -33,7 +32,7 @@ impl Rules {
     pub(super) fn new(suffix: &str) -> Result<Self, String> {
         let mut iptables = iptables::new(false).map_err(|e| format!("run iptables: {e}"))?;
         iptables.set_numeric(true);
-        let suffix = chain_suffix(suffix);
+        let suffix = hortator_netfilter::chain_suffix(suffix, MAX_SUFFIX);
         Ok(Rules {
             iptables,
             hostports: format!("HORTATOR-HP-{suffix}"),
@@ -113,7 +112,7 @@ impl Rules {
     /// Sets the chains to `rules` (from [`Rules::render`]), creating them if
     /// needed, and adds each missing jump to them.
     pub(super) fn apply(&self, rules: &str) -> Result<(), String> {
-        restore(rules)?;
+        restore(rules).map_err(|e| e.to_string())?;
         for (table, chain, target) in self.jumps() {
             let rule = format!("-j {target}");
             let present = self
@@ -155,51 +154,6 @@ impl Rules {
         }
         Ok(())
     }
-}
-
-/// Feeds `rules` to `iptables-restore --noflush`: the chains it declares are
-/// replaced atomically, the rest of the tables is left alone.
-fn restore(rules: &str) -> Result<(), String> {
-    let mut child = Command::new("iptables-restore")
-        .args(["--noflush", "--wait"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("run iptables-restore: {e}"))?;
-    let written = child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(rules.as_bytes());
-    let output = child
-        .wait_with_output()
-        .map_err(|e| format!("run iptables-restore: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "iptables-restore: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    written.map_err(|e| format!("write to iptables-restore: {e}"))
-}
-
-/// A chain-name suffix from `text`: its letters, digits, '-' and '_' when
-/// they fit, else a short prefix and a hash of the whole (stable across
-/// releases: FNV-1a).
-fn chain_suffix(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        .collect();
-    if !clean.is_empty() && clean.len() <= MAX_SUFFIX && clean.len() == text.len() {
-        return clean;
-    }
-    let hash = text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    });
-    let prefix: String = clean.chars().take(MAX_SUFFIX - 9).collect();
-    format!("{prefix}-{hash:08x}")
 }
 
 #[cfg(test)]
@@ -279,17 +233,5 @@ COMMIT
             rules.render([], &nodes),
             "*nat\n:HORTATOR-HP-n1 - [0:0]\n:HORTATOR-MASQ-n1 - [0:0]\nCOMMIT\n*filter\n:HORTATOR-FWD-n1 - [0:0]\nCOMMIT\n"
         );
-    }
-
-    #[test]
-    fn suffixes_fit_chain_names() {
-        assert_eq!(chain_suffix("node-1"), "node-1");
-        let long = chain_suffix("a-rather-long-node-name.example.com");
-        assert_eq!(long.len(), MAX_SUFFIX);
-        assert!(long.starts_with("a-ra"), "{long}");
-        assert_ne!(long, chain_suffix("a-rather-long-node-name.example.org"));
-        let dotted = chain_suffix("n.1");
-        assert!(dotted.starts_with("n1-") && dotted.len() == 11, "{dotted}");
-        assert_eq!(dotted, chain_suffix("n.1"));
     }
 }
