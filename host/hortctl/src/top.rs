@@ -398,12 +398,6 @@ mod tests {
     fn selector_is_encoded() {
         assert_eq!(encode("app in (a,b)"), "app%20in%20%28a%2Cb%29");
     }
-}
-
-#[cfg(test)]
-mod sort_tests {
-    use super::*;
-    use serde_json::json;
 
     #[test]
     fn pods_usage_sums_their_containers() {

@@ -27,8 +27,9 @@ pub struct KubeletConfig {
     pub root_dir: PathBuf,
     /// The cluster's pod range.
     pub cluster_cidr: Ipv4Net,
-    /// Port of the agent's HTTP endpoint (logs, exec) on `node_ip`; `None` serves nothing
-    /// (the API server reaches the agent in process).
+    /// Port of the agent's HTTP endpoint (logs, exec, stats) on `node_ip`, where the
+    /// `hortator agent` binary serves [`crate::Kubelet::router`]; `None` under `hortator up`,
+    /// whose API server reaches the agent in process.
     pub port: Option<u16>,
     /// Lease renewal interval.
     pub heartbeat: Duration,

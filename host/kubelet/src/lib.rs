@@ -69,7 +69,7 @@ pub fn remove_network_rules(node_name: &str) -> Result<(), Error> {
 /// agent adopts them).
 pub struct Kubelet {
     router: axum::Router,
-    tasks: Vec<JoinHandle<()>>,
+    task: JoinHandle<()>,
     metrics: metrics::KubeletMetrics,
 }
 
@@ -114,16 +114,10 @@ impl Kubelet {
         let engine: Arc<OnceCell<axum::Router>> = Arc::default();
         let router = deferred(engine.clone());
         let metrics = metrics::KubeletMetrics::default();
-        let tasks = vec![tokio::spawn(run(
-            client,
-            config,
-            network,
-            engine,
-            metrics.clone(),
-        ))];
+        let task = tokio::spawn(run(client, config, network, engine, metrics.clone()));
         Ok(Kubelet {
             router,
-            tasks,
+            task,
             metrics,
         })
     }
@@ -143,9 +137,7 @@ impl Kubelet {
 
 impl Drop for Kubelet {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
 

@@ -351,23 +351,18 @@ impl Worker {
     /// SIGKILL.
     async fn stop_container(&self, name: &str, id: &str, grace: Duration) {
         let mut left = grace;
-        let spec = self
+        let hooked = self
             .pod
             .spec
             .as_ref()
-            .and_then(|s| s.containers.iter().find(|c| c.name == name));
-        if let Some(container) = spec.filter(|_| !grace.is_zero()) {
+            .and_then(|s| s.containers.iter().find(|c| c.name == name))
+            .filter(|c| c.lifecycle.as_ref().is_some_and(|l| l.pre_stop.is_some()));
+        if let Some(container) = hooked.filter(|_| !grace.is_zero()) {
             let started = Instant::now();
             let _ = self.run_hook(Hook::PreStop, container, id, grace).await;
-            if container
-                .lifecycle
-                .as_ref()
-                .is_some_and(|l| l.pre_stop.is_some())
-            {
-                left = grace
-                    .saturating_sub(started.elapsed())
-                    .max(GRACE_AFTER_PRE_STOP);
-            }
+            left = grace
+                .saturating_sub(started.elapsed())
+                .max(GRACE_AFTER_PRE_STOP);
         }
         if let Err(e) = self.ctx.runtime.stop(id, left).await {
             tracing::warn!(pod = %self.pod_ref(), container = %name, error = %e, "cannot stop container");

@@ -628,7 +628,8 @@ impl Sampler {
                 volumes,
                 ..
             } = &mut *state;
-            volumes.retain(|uid, _| containers.values().any(|t| t.pod.uid == *uid));
+            let pods: HashSet<&str> = containers.values().map(|t| t.pod.uid.as_str()).collect();
+            volumes.retain(|uid, _| pods.contains(uid.as_str()));
         }
         let mut gone = Vec::new();
         for (id, tracked) in &mut state.containers {

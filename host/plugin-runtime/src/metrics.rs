@@ -200,7 +200,8 @@ impl Collector for PluginCollector {
                 .iter()
                 .zip(&metrics.latency_buckets)
                 .map(|(bound, cumulative)| {
-                    let in_bucket = cumulative - previous;
+                    // The counters are read one by one while calls go on.
+                    let in_bucket = cumulative.saturating_sub(previous);
                     previous = *cumulative;
                     (*bound, in_bucket)
                 })

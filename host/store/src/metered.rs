@@ -60,6 +60,20 @@ impl MeteredStore {
             .get_or_create(&OperationLabels { operation, outcome })
             .observe(started.elapsed().as_secs_f64());
     }
+
+    /// `operation` (begun now by the wrapped store), timed when it completes.
+    fn timed<'a, T: Send + 'a>(
+        &'a self,
+        operation: &'static str,
+        pending: BoxFuture<'a, Result<T, StoreError>>,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        let started = Instant::now();
+        Box::pin(async move {
+            let result = pending.await;
+            self.observe(operation, started, &result);
+            result
+        })
+    }
 }
 
 impl Store for MeteredStore {
@@ -97,13 +111,7 @@ impl Store for MeteredStore {
         key: Vec<u8>,
         value: bytes::Bytes,
     ) -> BoxFuture<'_, Result<KeyValue, StoreError>> {
-        let started = Instant::now();
-        let write = self.inner.create(key, value);
-        Box::pin(async move {
-            let result = write.await;
-            self.observe("create", started, &result);
-            result
-        })
+        self.timed("create", self.inner.create(key, value))
     }
 
     fn update(
@@ -112,13 +120,10 @@ impl Store for MeteredStore {
         value: bytes::Bytes,
         expected_mod_revision: Revision,
     ) -> BoxFuture<'_, Result<KeyValue, StoreError>> {
-        let started = Instant::now();
-        let write = self.inner.update(key, value, expected_mod_revision);
-        Box::pin(async move {
-            let result = write.await;
-            self.observe("update", started, &result);
-            result
-        })
+        self.timed(
+            "update",
+            self.inner.update(key, value, expected_mod_revision),
+        )
     }
 
     fn delete(
@@ -126,13 +131,7 @@ impl Store for MeteredStore {
         key: Vec<u8>,
         expected_mod_revision: Option<Revision>,
     ) -> BoxFuture<'_, Result<KeyValue, StoreError>> {
-        let started = Instant::now();
-        let write = self.inner.delete(key, expected_mod_revision);
-        Box::pin(async move {
-            let result = write.await;
-            self.observe("delete", started, &result);
-            result
-        })
+        self.timed("delete", self.inner.delete(key, expected_mod_revision))
     }
 
     fn watch(&self, prefix: &[u8], after_revision: Revision) -> Result<WatchStream, StoreError> {
@@ -143,13 +142,7 @@ impl Store for MeteredStore {
     }
 
     fn compact(&self, revision: Revision) -> BoxFuture<'_, Result<(), StoreError>> {
-        let started = Instant::now();
-        let compaction = self.inner.compact(revision);
-        Box::pin(async move {
-            let result = compaction.await;
-            self.observe("compact", started, &result);
-            result
-        })
+        self.timed("compact", self.inner.compact(revision))
     }
 }
 
