@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hortator_tests::Cluster;
+use hortator_tests::{Cluster, eventually};
 use serde_json::Value;
 
 const POD_YAML: &str = r#"
@@ -370,7 +370,8 @@ fn validation_errors_are_status() {
         "[{\"op\":\"replace\",\"path\":\"\",\"value\":7}]",
     ]);
     assert!(!err.is_empty());
-    // A UID in a patch or update is a precondition on the stored object.
+    // A patch cannot change the UID (an immutable field); the UID in an update is a
+    // precondition on the stored object. Both as kube-apiserver answers them.
     let err = c.kubectl_err(&[
         "patch",
         "pod",
@@ -381,7 +382,17 @@ fn validation_errors_are_status() {
         r#"{"metadata":{"uid":"not-this-pod","labels":{"x":"y"}}}"#,
     ]);
     assert!(
-        err.contains(r#"Error from server (Conflict): Operation cannot be fulfilled on pods "web": Precondition failed: UID in precondition: not-this-pod"#),
+        err.contains(r#"The Pod "web" is invalid: metadata.uid: Invalid value: "not-this-pod": field is immutable"#),
+        "{err}"
+    );
+    let mut replaced = c.kubectl_json(&["get", "pod", "web"]);
+    replaced["metadata"]["uid"] = serde_json::json!("not-this-pod");
+    replaced["metadata"]["labels"]["x"] = serde_json::json!("y");
+    let out = c.kubectl_stdin(&["replace", "-f", "-"], Some(&replaced.to_string()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Error from server (Conflict)")
+            && err.contains(r#"Operation cannot be fulfilled on pods "web": Precondition failed: UID in precondition: not-this-pod"#),
         "{err}"
     );
     assert!(
@@ -770,7 +781,41 @@ fn server_side_apply_tracks_field_managers() {
     )
     .into_owned();
     assert!(
-        err.contains("Apply failed with 1 conflict") && err.contains(".spec.replicas"),
+        err.contains(r#"Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas"#),
         "{err}"
+    );
+    // Writes through a subresource are entries of their own: kubectl scale's (its manager is
+    // "kubectl", from the User-Agent) through `scale`, the deployment controller's status
+    // through `status`.
+    let entries = eventually("a status entry of the controllers", || {
+        let object = c.kubectl_json(&["get", "deployment", "web", "--show-managed-fields"]);
+        let entries = object["metadata"]["managedFields"].as_array()?.clone();
+        entries
+            .iter()
+            .any(|e| e["manager"] == "hortator-controllers" && e["subresource"] == "status")
+            .then_some(entries)
+    });
+    let scale = entries
+        .iter()
+        .find(|e| e["manager"] == "kubectl" && e["operation"] == "Update")
+        .expect("kubectl scale's entry");
+    assert_eq!(scale["subresource"], "scale");
+    assert_eq!(
+        scale["fieldsV1"],
+        serde_json::json!({"f:spec": {"f:replicas": {}}})
+    );
+    let status = entries
+        .iter()
+        .find(|e| e["subresource"] == "status")
+        .unwrap();
+    assert_eq!(status["operation"], "Update");
+    assert_eq!(
+        status["fieldsV1"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["f:status"],
+        "{status}"
     );
 }

@@ -56,6 +56,7 @@ fn main() {
         operation,
         api_version: "v1",
         time: "2026-11-28T00:00:00Z",
+        subresource: None,
     };
     let pod = pod();
     let mut created = pod.clone();

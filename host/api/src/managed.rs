@@ -14,6 +14,7 @@
 //! [`crate::patch`]; lists without it are atomic (owned whole).
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value, json};
 
@@ -65,6 +66,9 @@ pub struct Writer<'a> {
     pub api_version: &'a str,
     /// The time of the write, RFC 3339.
     pub time: &'a str,
+    /// The subresource written (`status`, `scale`), `None` for the object itself. A manager's
+    /// writes through a subresource are an entry of their own, as in kube-apiserver.
+    pub subresource: Option<&'a str>,
 }
 
 #[derive(Clone, Debug)]
@@ -85,7 +89,7 @@ impl Entry {
             operation: writer.operation.as_str().to_owned(),
             api_version: writer.api_version.to_owned(),
             time: writer.time.to_owned(),
-            subresource: None,
+            subresource: writer.subresource.map(str::to_owned),
             fields: BTreeSet::new(),
         }
     }
@@ -108,7 +112,7 @@ impl Entry {
     fn is(&self, writer: &Writer<'_>) -> bool {
         self.manager == writer.manager
             && self.operation == writer.operation.as_str()
-            && self.subresource.is_none()
+            && self.subresource.as_deref() == writer.subresource
     }
 }
 
@@ -117,11 +121,27 @@ impl Entry {
 pub struct Conflict {
     /// The other manager.
     pub manager: String,
+    /// The subresource that manager wrote through, if any.
+    pub subresource: Option<String>,
     /// The apiVersion that manager wrote.
     pub api_version: String,
     /// The field, as Kubernetes prints it (`.spec.replicas`,
     /// `.spec.containers[name="web"].image`).
     pub field: String,
+}
+
+impl Conflict {
+    /// The other manager as kube-apiserver names it: `"kubectl" using apps/v1`, or
+    /// `"kubectl" with subresource "scale" using apps/v1`.
+    pub fn owner(&self) -> String {
+        match &self.subresource {
+            Some(sub) => format!(
+                "\"{}\" with subresource \"{sub}\" using {}",
+                self.manager, self.api_version
+            ),
+            None => format!("\"{}\" using {}", self.manager, self.api_version),
+        }
+    }
 }
 
 /// The conflicts of an apply, with Kubernetes' message.
@@ -130,14 +150,12 @@ pub struct Conflict {
 pub struct Conflicts(pub Vec<Conflict>);
 
 fn conflicts_message(conflicts: &[Conflict]) -> String {
-    let mut by_manager: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    let mut by_owner: Vec<(String, Vec<&str>)> = Vec::new();
     for c in conflicts {
-        match by_manager
-            .iter_mut()
-            .find(|(m, v, _)| *m == c.manager && *v == c.api_version)
-        {
-            Some((_, _, fields)) => fields.push(&c.field),
-            None => by_manager.push((&c.manager, &c.api_version, vec![&c.field])),
+        let owner = c.owner();
+        match by_owner.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, fields)) => fields.push(&c.field),
+            None => by_owner.push((owner, vec![&c.field])),
         }
     }
     let n = conflicts.len();
@@ -145,14 +163,11 @@ fn conflicts_message(conflicts: &[Conflict]) -> String {
         "Apply failed with {n} conflict{}: ",
         if n == 1 { "" } else { "s" }
     );
-    let parts: Vec<String> = by_manager
+    let parts: Vec<String> = by_owner
         .iter()
-        .map(|(manager, version, fields)| match fields.as_slice() {
-            [one] => format!("conflict with \"{manager}\" using {version}: {one}"),
-            many => format!(
-                "conflicts with \"{manager}\" using {version}:\n- {}",
-                many.join("\n- ")
-            ),
+        .map(|(owner, fields)| match fields.as_slice() {
+            [one] => format!("conflict with {owner}: {one}"),
+            many => format!("conflicts with {owner}:\n- {}", many.join("\n- ")),
         })
         .collect();
     message.push_str(&parts.join("\n"));
@@ -245,6 +260,7 @@ impl ManagedFields {
                     } else {
                         conflicts.push(Conflict {
                             manager: entry.manager.clone(),
+                            subresource: entry.subresource.clone(),
                             api_version: entry.api_version.clone(),
                             field: display(path),
                         });
@@ -304,17 +320,17 @@ impl ManagedFields {
 pub fn record_write(kind: &str, old: Option<&Value>, new: &mut Value, writer: &Writer<'_>) {
     let Some(old) = old else {
         // A create: the writer owns every field; the tree is built straight from the object.
-        let mut tree = Tree::default();
-        fields_of(kind, new, &mut tree);
-        if !tree.0.is_empty()
+        let tree = tree_of_object(kind, new);
+        if !tree.is_empty()
             && let Some(meta) = metadata_mut(new)
         {
-            let entry = Entry::new(writer).to_json(Value::Object(tree.0));
+            let entry = Entry::new(writer).to_json(Value::Object(tree));
             meta.insert("managedFields".into(), json!([entry]));
         }
         return;
     };
-    let Changes { changed, removed } = changes(kind, Some(old), new);
+    let through_status = writer.subresource == Some("status");
+    let Changes { changed, removed } = changes(kind, Some(old), new, through_status);
     if changed.is_empty() && removed.is_empty() {
         if let (Some(fields), Some(meta)) = (
             old.pointer("/metadata/managedFields"),
@@ -401,16 +417,20 @@ impl Sink for Tree {
 }
 
 /// The manager-owned fields at the top of an object and in its metadata: `visit(key, path,
-/// names)` for each, with the path and field names pushed.
+/// names)` for each, with the path and field names pushed. `status` is a managed field only
+/// for writes through the status subresource (other writes keep the stored status).
 fn top_level<'v>(
     keys: impl Iterator<Item = &'v String>,
     meta_keys: impl Iterator<Item = &'v String>,
+    status: bool,
     mut visit: impl FnMut(&'v str, &mut Path, &mut Vec<&'v str>),
 ) {
     let mut path = Vec::new();
     let mut names = Vec::new();
     for key in keys {
-        if matches!(key.as_str(), "apiVersion" | "kind" | "status" | "metadata") {
+        if matches!(key.as_str(), "apiVersion" | "kind" | "metadata")
+            || (key == "status" && !status)
+        {
             continue;
         }
         path.push(format!("f:{key}"));
@@ -448,7 +468,7 @@ fn fields_of(kind: &str, object: &Value, out: &mut impl Sink) {
     let empty = Map::new();
     let map = object.as_object().unwrap_or(&empty);
     let meta = metadata(object).unwrap_or(&empty);
-    top_level(map.keys(), meta.keys(), |key, path, names| {
+    top_level(map.keys(), meta.keys(), false, |key, path, names| {
         let value = if names.len() == 2 {
             &meta[key]
         } else {
@@ -458,11 +478,131 @@ fn fields_of(kind: &str, object: &Value, out: &mut impl Sink) {
     });
 }
 
+/// The `FieldsV1` tree of every field set in `object` of `kind`: what [`fields_of`] finds,
+/// built in one pass instead of path by path from the root.
+fn tree_of_object(kind: &str, object: &Value) -> Map<String, Value> {
+    let empty = Map::new();
+    let map = object.as_object().unwrap_or(&empty);
+    let meta = metadata(object).unwrap_or(&empty);
+    let mut tree = Map::new();
+    let mut meta_tree = Map::new();
+    top_level(map.keys(), meta.keys(), false, |key, _path, names| {
+        let (value, into) = if names.len() == 2 {
+            (&meta[key], &mut meta_tree)
+        } else {
+            (&map[key], &mut tree)
+        };
+        let subtree = tree_of(kind, value, names);
+        merge_tree(into, format!("f:{key}"), subtree);
+    });
+    if !meta_tree.is_empty() {
+        tree.insert("f:metadata".to_owned(), Value::Object(meta_tree));
+    }
+    tree
+}
+
+/// The `FieldsV1` subtree of `value`, found at the field names `names`.
+fn tree_of<'v>(kind: &str, value: &'v Value, names: &mut Vec<&'v str>) -> Map<String, Value> {
+    let mut tree = Map::new();
+    match value {
+        Value::Object(map) => fields_tree(kind, map, names, &mut tree),
+        Value::Array(items) if !items.is_empty() => match list_kind(kind, names, items.iter()) {
+            ListKind::Keyed(keys) => {
+                for item in items {
+                    let mut element = Map::new();
+                    element.insert(".".to_owned(), Value::Object(Map::new()));
+                    if let Some(fields) = item.as_object() {
+                        fields_tree(kind, fields, names, &mut element);
+                    }
+                    merge_tree(&mut tree, element_key(keys, item), element);
+                }
+            }
+            ListKind::Set => {
+                for item in items {
+                    tree.insert(format!("v:{item}"), Value::Object(Map::new()));
+                }
+            }
+            ListKind::Atomic => {}
+        },
+        _ => {}
+    }
+    tree
+}
+
+fn fields_tree<'v>(
+    kind: &str,
+    map: &'v Map<String, Value>,
+    names: &mut Vec<&'v str>,
+    out: &mut Map<String, Value>,
+) {
+    for (key, child) in map {
+        names.push(key);
+        let subtree = tree_of(kind, child, names);
+        names.pop();
+        merge_tree(out, format!("f:{key}"), subtree);
+    }
+}
+
+/// Add `subtree` at `key` of `tree`, merged with what is there (two list elements with the
+/// same key are one element).
+fn merge_tree(tree: &mut Map<String, Value>, key: String, subtree: Map<String, Value>) {
+    match tree.get_mut(&key) {
+        Some(Value::Object(existing)) => {
+            for (k, v) in subtree {
+                match v {
+                    Value::Object(inner) => merge_tree(existing, k, inner),
+                    other => {
+                        existing.insert(k, other);
+                    }
+                }
+            }
+        }
+        _ => {
+            tree.insert(key, Value::Object(subtree));
+        }
+    }
+}
+
 /// How the list at `names` of `kind` is merged: by a key, as a set, or whole.
 enum ListKind {
-    Keyed(&'static str),
+    Keyed(&'static [&'static str]),
     Set,
     Atomic,
+}
+
+/// The `x-kubernetes-list-map-keys` of a list whose strategic-merge key is `merge_key`. They
+/// are the merge key alone except where the schema adds a second key (ports are told apart by
+/// their protocol too). Sorted, as structured-merge-diff writes them in `k:` keys.
+fn list_map_keys(merge_key: &'static str) -> &'static [&'static str] {
+    match merge_key {
+        "containerPort" => &["containerPort", "protocol"],
+        "port" => &["port", "protocol"],
+        "topologyKey" => &["topologyKey", "whenUnsatisfiable"],
+        "type" => &["type"],
+        "name" => &["name"],
+        "uid" => &["uid"],
+        "ip" => &["ip"],
+        "mountPath" => &["mountPath"],
+        "devicePath" => &["devicePath"],
+        // A merge key without a known schema: the list is treated as atomic.
+        _ => &[],
+    }
+}
+
+/// The value of a key field of a list element. `protocol` has a schema default (TCP) that
+/// structured-merge-diff uses when an element leaves it out.
+fn key_value<'v>(item: &'v Value, key: &str) -> Option<&'v Value> {
+    static TCP: LazyLock<Value> = LazyLock::new(|| Value::from("TCP"));
+    match item.get(key) {
+        Some(v) => Some(v),
+        None if key == "protocol" && item.is_object() => Some(&TCP),
+        None => None,
+    }
+}
+
+/// Whether two elements of a keyed list are the same element.
+fn same_element(keys: &[&str], a: &Value, b: &Value) -> bool {
+    keys.iter().all(|k| key_value(a, k) == key_value(b, k))
 }
 
 fn list_kind<'a>(kind: &str, names: &[&str], items: impl Iterator<Item = &'a Value>) -> ListKind {
@@ -470,9 +610,12 @@ fn list_kind<'a>(kind: &str, names: &[&str], items: impl Iterator<Item = &'a Val
         Some(m) if m.merge => match m.merge_key {
             None => ListKind::Set,
             Some(key) => {
+                let keys = list_map_keys(key);
                 let mut items = items;
-                if items.all(|item| item.get(key).is_some()) {
-                    ListKind::Keyed(key)
+                if !keys.is_empty()
+                    && items.all(|item| keys.iter().all(|k| key_value(item, k).is_some()))
+                {
+                    ListKind::Keyed(keys)
                 } else {
                     ListKind::Atomic
                 }
@@ -482,8 +625,18 @@ fn list_kind<'a>(kind: &str, names: &[&str], items: impl Iterator<Item = &'a Val
     }
 }
 
-fn element_key(key: &str, item: &Value) -> String {
-    format!("k:{}", json!({ key: item.get(key) }))
+/// The `k:` key of a list element: its key fields as a JSON object, in key order.
+fn element_key(keys: &[&str], item: &Value) -> String {
+    let id: Map<String, Value> = keys
+        .iter()
+        .map(|k| {
+            (
+                (*k).to_owned(),
+                key_value(item, k).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    format!("k:{}", Value::Object(id))
 }
 
 fn collect<'v>(
@@ -554,7 +707,7 @@ struct Changes {
     removed: BTreeSet<Path>,
 }
 
-fn changes(kind: &str, old: Option<&Value>, new: &Value) -> Changes {
+fn changes(kind: &str, old: Option<&Value>, new: &Value, status: bool) -> Changes {
     let mut changes = Changes {
         changed: BTreeSet::new(),
         removed: BTreeSet::new(),
@@ -569,6 +722,7 @@ fn changes(kind: &str, old: Option<&Value>, new: &Value) -> Changes {
     top_level(
         keys.into_iter(),
         meta_keys.into_iter(),
+        status,
         |key, path, names| {
             let (before, after) = if names.len() == 2 {
                 (old_meta.get(key), new_meta.get(key))
@@ -610,7 +764,7 @@ fn compare<'v>(
                 ListKind::Keyed(key) => {
                     for item in n {
                         path.push(element_key(key, item));
-                        match o.iter().find(|prev| prev.get(key) == item.get(key)) {
+                        match o.iter().find(|prev| same_element(key, prev, item)) {
                             Some(Value::Object(prev)) => {
                                 if let Some(fields) = item.as_object() {
                                     compare_fields(kind, prev, fields, path, names, changes);
@@ -622,7 +776,7 @@ fn compare<'v>(
                     }
                     for item in o
                         .iter()
-                        .filter(|i| !n.iter().any(|x| x.get(key) == i.get(key)))
+                        .filter(|i| !n.iter().any(|x| same_element(key, x, i)))
                     {
                         path.push(element_key(key, item));
                         collect_element(kind, item, path, names, &mut changes.removed);
@@ -698,7 +852,7 @@ fn element_index(items: &[Value], key: &str) -> Option<usize> {
         let id: Map<String, Value> = serde_json::from_str(id).ok()?;
         items
             .iter()
-            .position(|item| id.iter().all(|(k, v)| item.get(k) == Some(v)))
+            .position(|item| id.iter().all(|(k, v)| key_value(item, k) == Some(v)))
     } else if let Some(v) = key.strip_prefix("v:") {
         let v: Value = serde_json::from_str(v).ok()?;
         items.iter().position(|item| *item == v)

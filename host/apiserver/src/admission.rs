@@ -1,10 +1,11 @@
 //! The admission chain on the write path. Mutating plugins see the object
 //! after defaulting and may patch it; validating plugins see the final object.
-//! Plugins run on the request's own thread, marked as blocking
-//! (`block_in_place`) so that the worker's other tasks move on and WASI's
-//! synchronous I/O (a plugin's stderr) may block; a current-thread runtime
-//! sends them to the blocking pool instead. A broken plugin holds its thread
-//! for at most its deadline.
+//! A plugin call takes microseconds, so the chain runs in place on the
+//! request's worker thread (the plugin runtime's stdio never blocks); a hand-off
+//! to another thread would cost more than the calls. A plugin whose recent call
+//! was slow (a timeout, or tens of milliseconds) runs on the blocking pool
+//! instead, so that it cannot stall the worker's other requests; any plugin
+//! holds its thread for at most its deadline.
 
 use std::sync::Arc;
 
@@ -208,12 +209,12 @@ async fn phase(
     }
     let request = review.request(object);
     let object = object.cloned();
-    let run = move || run_phase(plugins, request, object, mutating);
-    let outcome = match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run)?,
-        _ => tokio::task::spawn_blocking(run)
+    let outcome = if plugins.iter().any(|p| p.is_slow()) {
+        tokio::task::spawn_blocking(move || run_phase(plugins, request, object, mutating))
             .await
-            .map_err(|e| ApiError::internal(format!("admission: {e}")))??,
+            .map_err(|e| ApiError::internal(format!("admission: {e}")))??
+    } else {
+        run_phase(plugins, request, object, mutating)?
     };
     warnings.extend(outcome.warnings);
     Ok(outcome.object.filter(|_| outcome.changed))

@@ -143,7 +143,7 @@ impl ApiError {
             .map(|c| {
                 json!({
                     "reason": "FieldManagerConflict",
-                    "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                    "message": format!("conflict with {}", c.owner()),
                     "field": c.field,
                 })
             })

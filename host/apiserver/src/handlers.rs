@@ -605,7 +605,7 @@ pub async fn create(
             object
         };
     if object.pointer("/metadata/managedFields").is_none() {
-        record_update(storage.kind, None, &mut object, query);
+        record_update(storage.kind, None, &mut object, query, None);
     }
     validate(target, &object, true)?;
     let name = str_at(&object, "/metadata/name").unwrap_or("").to_string();
@@ -787,8 +787,8 @@ fn prepare_update(
         };
         meta_mut(&mut new).insert("generation".into(), json!(generation));
     }
-    if sub.is_none() && !ManagedFields::set_by_writer(old, &new) {
-        record_update(storage.kind, Some(old), &mut new, query);
+    if !ManagedFields::set_by_writer(old, &new) {
+        record_update(storage.kind, Some(old), &mut new, query, sub);
     }
     if storage.kind == "Pod"
         && sub != Some("status")
@@ -1082,6 +1082,7 @@ pub async fn patch(
         }
         return guaranteed_update(ctx, target, query, output, None, |old| {
             let mut new = apply_patch(kind, "strategic", old, &doc)?;
+            keeps_uid(target, old, &new)?;
             apply_fields(target, old, &doc, &mut new, manager, force)?;
             Ok(new)
         })
@@ -1099,6 +1100,7 @@ pub async fn patch(
     };
     guaranteed_update(ctx, target, query, output, precondition, |old| {
         let mut new = apply_patch(kind, ty, old, &doc)?;
+        keeps_uid(target, old, &new)?;
         // The patch cannot move the object, and any resourceVersion in it was a precondition.
         if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
@@ -1108,8 +1110,32 @@ pub async fn patch(
     .await
 }
 
-/// Give the writer of a create (`old` is `None`), update or patch the fields it changed.
-fn record_update(kind: &str, old: Option<&Value>, new: &mut Value, query: &Query) {
+/// A patch cannot change the UID: as kube-apiserver, that is an invalid update of an immutable
+/// field (a PUT's UID is a precondition instead, see `prepare_update`).
+fn keeps_uid(target: &Target, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let uid = str_at(new, "/metadata/uid").unwrap_or("");
+    // A patch that made something other than an object is refused as such later.
+    if !new.is_object() || uid == str_at(old, "/metadata/uid").unwrap_or("") {
+        return Ok(());
+    }
+    let storage = target.info.storage();
+    Err(ApiError::invalid(
+        storage.kind,
+        storage.group,
+        str_at(old, "/metadata/name").unwrap_or(""),
+        vec![Cause::invalid("metadata.uid", uid, "field is immutable")],
+    ))
+}
+
+/// Give the writer of a create (`old` is `None`), update or patch the fields it changed,
+/// through `subresource` if one was written.
+fn record_update(
+    kind: &str,
+    old: Option<&Value>,
+    new: &mut Value,
+    query: &Query,
+    subresource: Option<&str>,
+) {
     let api_version = str_at(new, "/apiVersion").unwrap_or_default().to_owned();
     let time = now_rfc3339();
     let writer = Writer {
@@ -1117,6 +1143,7 @@ fn record_update(kind: &str, old: Option<&Value>, new: &mut Value, query: &Query
         operation: managed::Operation::Update,
         api_version: &api_version,
         time: &time,
+        subresource,
     };
     managed::record_write(kind, old, new, &writer);
 }
@@ -1140,6 +1167,7 @@ fn apply_fields(
         operation: managed::Operation::Apply,
         api_version: &api_version,
         time: &time,
+        subresource: target.subresource.as_deref(),
     };
     managed
         .apply(kind, old, config, merged, &writer, force)
@@ -1228,7 +1256,8 @@ async fn write_scale(
         let mut new = old.clone();
         new["spec"]["replicas"] = json!(replicas);
         let mut warnings = Vec::new();
-        let (new, taken) = prepare_update(ctx, &parent, query, &old, new, &mut warnings)?;
+        // Prepared as a write through `scale`, so that its manager's entry says so.
+        let (new, taken) = prepare_update(ctx, target, query, &old, new, &mut warnings)?;
         if query.dry_run()? {
             return Ok(json_response(
                 StatusCode::OK,

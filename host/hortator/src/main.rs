@@ -226,7 +226,35 @@ fn usage_error(e: impl std::fmt::Display) -> ExitCode {
 }
 
 /// Run `future` to completion on a new Tokio runtime; an error is one line.
+/// How often memory freed by the process goes back to the system.
+const MEMORY_PURGE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Hand freed memory back to the system every few seconds. mimalloc returns freed pages only
+/// when some thread allocates again after its purge delay, so the one-off peaks of an idle
+/// process (compiling the plugins at start-up, a plugin swap) would otherwise stay resident.
+fn spawn_memory_purger() {
+    let spawned = std::thread::Builder::new()
+        .name("memory-purge".into())
+        .spawn(|| {
+            loop {
+                std::thread::sleep(MEMORY_PURGE_INTERVAL);
+                purge_freed_memory();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the memory purge thread; freed memory is returned only under load");
+    }
+}
+
+#[allow(unsafe_code)]
+fn purge_freed_memory() {
+    // SAFETY: `mi_collect` has no preconditions: any thread may call it at any time, and it
+    // only returns pages that are free to the system.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 fn block_on<E: std::fmt::Display>(future: impl Future<Output = Result<(), E>>) -> ExitCode {
+    spawn_memory_purger();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -2,6 +2,7 @@
 //! the component, a pool of initialised instances, calls under a deadline,
 //! trap isolation and metrics.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,6 +85,13 @@ macro_rules! plugin_accessors {
         pub fn metrics(&self) -> &std::sync::Arc<$crate::metrics::Metrics> {
             self.core.metrics()
         }
+
+        /// Whether a recent call took long (a timeout, or tens of milliseconds).
+        /// Callers on an async runtime run a slow plugin on a blocking thread and a fast
+        /// one in place.
+        pub fn is_slow(&self) -> bool {
+            self.core.is_slow()
+        }
     };
 }
 
@@ -119,6 +127,13 @@ pub struct PluginInfo {
     pub start_time: Duration,
 }
 
+/// A call that takes this long (wall clock: a call preempted on a busy machine counts too)
+/// marks its plugin slow for [`SLOW_FOR`].
+const SLOW_CALL: Duration = Duration::from_millis(50);
+
+/// How long a plugin stays slow after a slow call.
+const SLOW_FOR: Duration = Duration::from_secs(30);
+
 /// A loaded plugin of world `W`.
 pub(crate) struct Core<W: WorldBinding> {
     pre: W::Pre,
@@ -130,6 +145,10 @@ pub(crate) struct Core<W: WorldBinding> {
     metrics: Arc<Metrics>,
     engine: wasmtime::Engine,
     ticker: EpochTicker,
+    /// When the plugin was loaded: the origin of `slow_until`.
+    loaded: Instant,
+    /// Until when (milliseconds after `loaded`) the plugin counts as slow.
+    slow_until: AtomicU64,
 }
 
 impl<W: WorldBinding> Core<W> {
@@ -178,6 +197,8 @@ impl<W: WorldBinding> Core<W> {
             engine: runtime.engine().clone(),
             ticker: runtime.ticker().clone(),
             settings,
+            loaded: Instant::now(),
+            slow_until: AtomicU64::new(0),
         };
         let _running = runtime.ticker().running();
         let mut live = core.instantiate().map_err(|message| LoadError::Start {
@@ -228,6 +249,21 @@ impl<W: WorldBinding> Core<W> {
 
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    pub(crate) fn is_slow(&self) -> bool {
+        self.since_loaded_ms() < self.slow_until.load(Ordering::Relaxed)
+    }
+
+    fn since_loaded_ms(&self) -> u64 {
+        self.loaded.elapsed().as_millis() as u64
+    }
+
+    fn note_duration(&self, elapsed: Duration) {
+        if elapsed >= SLOW_CALL {
+            let until = self.since_loaded_ms() + SLOW_FOR.as_millis() as u64;
+            self.slow_until.store(until, Ordering::Relaxed);
+        }
     }
 
     /// A fresh instance from the `InstancePre` (not yet initialised).
@@ -301,6 +337,7 @@ impl<W: WorldBinding> Core<W> {
         live.store.set_epoch_deadline(self.deadline_ticks);
         let result = call(&live.world, &mut live.store);
         let elapsed = started.elapsed();
+        self.note_duration(elapsed);
         self.forward_stderr(&mut live);
         match result {
             Ok(value) => {

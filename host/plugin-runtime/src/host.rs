@@ -91,6 +91,13 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// The instance's resource table (WASI streams, pollables).
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

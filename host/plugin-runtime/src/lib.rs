@@ -20,6 +20,7 @@ mod network;
 mod runtime;
 mod scheduler;
 mod settings;
+mod stdio;
 
 /// What a plugin says about itself (`metadata()`).
 pub use bindings::admission::hortator::plugin::types::PluginMetadata;

@@ -53,17 +53,23 @@ impl Drop for Inner {
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] while some plugin code runs, and sleeps
-/// otherwise: an idle host does not wake a thousand times a second.
+/// once no plugin has run for [`EPOCH_LINGER`]: an idle host does not wake a thousand times
+/// a second, and a busy one does not wake the ticker on every call.
 #[derive(Clone)]
 pub(crate) struct EpochTicker {
     shared: Arc<TickerShared>,
     thread: std::thread::Thread,
 }
 
+/// How long the ticker keeps ticking after the last plugin call ended.
+const EPOCH_LINGER: Duration = Duration::from_millis(100);
+
 #[derive(Default)]
 struct TickerShared {
     /// Plugin calls (and loads) in progress.
     active: AtomicUsize,
+    /// The ticker is parked (or about to park): the next call must wake it.
+    parked: AtomicBool,
     stop: AtomicBool,
 }
 
@@ -77,10 +83,22 @@ impl EpochTicker {
         let handle = std::thread::Builder::new()
             .name("plugin-epoch".into())
             .spawn(move || {
+                let mut idle_since = Instant::now();
                 while !state.stop.load(Ordering::SeqCst) {
-                    // An unpark that came before the park makes it return at once.
-                    if state.active.load(Ordering::SeqCst) == 0 {
-                        std::thread::park();
+                    if state.active.load(Ordering::SeqCst) > 0 {
+                        idle_since = Instant::now();
+                    } else if idle_since.elapsed() >= EPOCH_LINGER {
+                        // Announce the park before the last look at `active`: a call that
+                        // starts after this look sees `parked` and unparks (an unpark that
+                        // comes before the park makes it return at once).
+                        state.parked.store(true, Ordering::SeqCst);
+                        if state.active.load(Ordering::SeqCst) == 0
+                            && !state.stop.load(Ordering::SeqCst)
+                        {
+                            std::thread::park();
+                        }
+                        state.parked.store(false, Ordering::SeqCst);
+                        idle_since = Instant::now();
                         continue;
                     }
                     std::thread::sleep(EPOCH_TICK);
@@ -93,7 +111,8 @@ impl EpochTicker {
 
     /// Mark plugin code as running until the guard is dropped.
     pub(crate) fn running(&self) -> Running<'_> {
-        if self.shared.active.fetch_add(1, Ordering::SeqCst) == 0 {
+        self.shared.active.fetch_add(1, Ordering::SeqCst);
+        if self.shared.parked.load(Ordering::SeqCst) {
             self.thread.unpark();
         }
         Running(self)
@@ -138,6 +157,7 @@ impl Runtime {
         let engine = Engine::new(&wasm_config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| crate::stdio::add_to_linker(&mut linker))
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         cluster::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
             &mut linker,
@@ -244,6 +264,32 @@ pub(crate) fn sdk_compatible(host: &semver::Version, plugin: &semver::Version) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn eventually(what: &str, check: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn the_ticker_parks_when_idle_and_wakes_for_a_call() {
+        let engine = Engine::new(Config::new().epoch_interruption(true)).unwrap();
+        let (ticker, handle) = EpochTicker::spawn(engine).unwrap();
+        let parked = || ticker.shared.parked.load(Ordering::SeqCst);
+        eventually("the idle ticker parks", parked);
+        {
+            let _running = ticker.running();
+            eventually("a call wakes the ticker", || !parked());
+            std::thread::sleep(EPOCH_LINGER * 3);
+            assert!(!parked(), "the ticker must tick while a call runs");
+        }
+        eventually("the ticker parks again after the linger", parked);
+        ticker.shared.stop.store(true, Ordering::SeqCst);
+        ticker.thread.unpark();
+        handle.join().unwrap();
+    }
 
     #[test]
     fn semver_rules() {

@@ -110,10 +110,44 @@ fn a_trap_is_isolated_and_the_next_call_gets_a_fresh_instance() {
     assert_recovers(&plugin);
 }
 
+/// A guest writing to stderr (a panic message) never enters a Tokio runtime, so calls may run
+/// on a runtime's worker threads.
+#[test]
+fn calls_run_on_async_runtime_workers() {
+    let rt = runtime();
+    let trap = Arc::new(chaos(&rt, r#"{"mode":"trap"}"#).unwrap());
+    let allow = Arc::new(chaos(&rt, r#"{"mode":"allow"}"#).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let worker = tokio::spawn(async move {
+            let trapped = trap.admit(&pod_request());
+            (
+                trapped,
+                allow.admit(&pod_request()),
+                trap.is_slow(),
+                allow.is_slow(),
+            )
+        });
+        let (trapped, allowed, trap_slow, allow_slow) = worker.await.unwrap();
+        match trapped {
+            Err(CallError::Trap(message)) => {
+                assert!(message.contains("chaos: trap requested"), "{message}")
+            }
+            other => panic!("expected a trap, got {other:?}"),
+        }
+        assert!(allowed.unwrap().allowed);
+        assert!(!trap_slow && !allow_slow, "quick calls are not slow");
+    });
+}
+
 #[test]
 fn an_endless_loop_hits_the_deadline() {
     let rt = runtime();
     let plugin = chaos(&rt, r#"{"mode":"loop"}"#).unwrap();
+    assert!(!plugin.is_slow());
     let started = std::time::Instant::now();
     assert_eq!(
         plugin.admit(&pod_request()),
@@ -125,6 +159,7 @@ fn an_endless_loop_hits_the_deadline() {
         Err(CallError::Timeout(Duration::from_millis(100)))
     );
     assert_eq!(plugin.metrics().snapshot().timeouts, 2);
+    assert!(plugin.is_slow(), "a plugin that timed out is slow");
 }
 
 #[test]

@@ -11,6 +11,7 @@ fn writer(manager: &str, operation: Operation) -> Writer<'_> {
         operation,
         api_version: "apps/v1",
         time: TIME,
+        subresource: None,
     }
 }
 
@@ -250,4 +251,140 @@ fn updates_take_changed_fields_and_forget_removed_ones() {
         .unwrap()
         .1;
     assert_eq!(label, &json!({"f:metadata": {"f:labels": {"f:tier": {}}}}));
+}
+
+#[test]
+fn ports_are_keyed_by_port_and_protocol() {
+    let old = json!({
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "dns", "image": "busybox", "ports": [
+            {"containerPort": 53, "protocol": "UDP"},
+            {"containerPort": 53},
+        ]}]},
+    });
+    let mut object = old.clone();
+    record_write(
+        "Pod",
+        None,
+        &mut object,
+        &writer("creator", Operation::Update),
+    );
+    let ports = &object["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:containers"]["k:{\"name\":\"dns\"}"]
+        ["f:ports"];
+    assert_eq!(
+        ports,
+        &json!({
+            "k:{\"containerPort\":53,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}},
+            "k:{\"containerPort\":53,\"protocol\":\"UDP\"}":
+                {".": {}, "f:containerPort": {}, "f:protocol": {}},
+        }),
+        "two ports told apart by protocol alone are two elements; TCP is the default"
+    );
+
+    // Dropping the UDP port removes that element only.
+    let mut new = object.clone();
+    new["spec"]["containers"][0]["ports"] = json!([{"containerPort": 53}]);
+    record_write(
+        "Pod",
+        Some(&object),
+        &mut new,
+        &writer("creator", Operation::Update),
+    );
+    let ports = &new["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:containers"]["k:{\"name\":\"dns\"}"]
+        ["f:ports"];
+    assert_eq!(
+        ports,
+        &json!({"k:{\"containerPort\":53,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}})
+    );
+
+    let mut service = json!({
+        "metadata": {"name": "s"},
+        "spec": {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 80, "protocol": "UDP"}]},
+    });
+    record_write(
+        "Service",
+        None,
+        &mut service,
+        &writer("creator", Operation::Update),
+    );
+    let ports = service["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:ports"]
+        .as_object()
+        .unwrap();
+    assert!(
+        ports.contains_key("k:{\"port\":80,\"protocol\":\"TCP\"}"),
+        "{ports:?}"
+    );
+    assert!(
+        ports.contains_key("k:{\"port\":80,\"protocol\":\"UDP\"}"),
+        "{ports:?}"
+    );
+}
+
+#[test]
+fn a_create_builds_the_same_tree_in_one_pass() {
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "p",
+            "labels": {"app": "web"},
+            "finalizers": ["a/b", "c/d"],
+            "ownerReferences": [{"uid": "u1", "kind": "ReplicaSet", "name": "rs"}],
+        },
+        "spec": {
+            "containers": [
+                {"name": "web", "image": "httpd", "args": ["-f"], "env": [{"name": "A", "value": "1"}],
+                 "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "UDP"}],
+                 "resources": {}},
+                {"name": "web", "image": "again"},
+                {"name": "side", "image": "busybox", "volumeMounts": [{"name": "d", "mountPath": "/d"}]},
+            ],
+            "volumes": [{"name": "d", "emptyDir": {}}],
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "nodeSelector": {},
+        },
+        "status": {"phase": "Pending"},
+    });
+    for (kind, object) in [("Pod", pod), ("Deployment", deployment(2, "httpd:1"))] {
+        let mut by_path = Tree::default();
+        fields_of(kind, &object, &mut by_path);
+        assert_eq!(
+            Value::Object(tree_of_object(kind, &object)),
+            Value::Object(by_path.0),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn status_writes_are_an_entry_of_their_own() {
+    let object = created(&deployment(1, "httpd:1"), "kubectl-create");
+    let mut new = object.clone();
+    new["status"] = json!({"replicas": 1, "readyReplicas": 1});
+    let through_status = Writer {
+        subresource: Some("status"),
+        ..writer("controller", Operation::Update)
+    };
+    record_write("Deployment", Some(&object), &mut new, &through_status);
+    let entries = new["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0]["manager"], "kubectl-create");
+    assert_eq!(entries[1]["manager"], "controller");
+    assert_eq!(entries[1]["subresource"], "status");
+    assert_eq!(
+        entries[1]["fieldsV1"],
+        json!({"f:status": {"f:replicas": {}, "f:readyReplicas": {}}})
+    );
+    // The same manager writing the object itself is another entry.
+    let mut relabelled = new.clone();
+    relabelled["metadata"]["labels"]["tier"] = json!("web");
+    record_write(
+        "Deployment",
+        Some(&new),
+        &mut relabelled,
+        &writer("controller", Operation::Update),
+    );
+    let entries = relabelled["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert!(entries[2].get("subresource").is_none());
 }
