@@ -225,7 +225,6 @@ fn usage_error(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Run `future` to completion on a new Tokio runtime; an error is one line.
 /// How often memory freed by the process goes back to the system.
 const MEMORY_PURGE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -253,6 +252,7 @@ fn purge_freed_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
+/// Run `future` to completion on a new Tokio runtime; an error is one line.
 fn block_on<E: std::fmt::Display>(future: impl Future<Output = Result<(), E>>) -> ExitCode {
     spawn_memory_purger();
     let runtime = match tokio::runtime::Runtime::new() {
