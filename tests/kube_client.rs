@@ -249,3 +249,240 @@ async fn streaming_list_ends_initial_events_with_a_bookmark() {
     added.sort();
     assert_eq!(added, ["a", "b"]);
 }
+
+/// The managed-fields entries of `object`'s metadata whose manager is `manager`.
+fn entries_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    manager: &str,
+) -> Vec<serde_json::Value> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|e| e.manager.as_deref() == Some(manager))
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect()
+}
+
+/// Server-side apply through the `status` and `scale` subresources: each manager owns what it
+/// applied there, in an entry naming the subresource, and conflicts name it.
+#[tokio::test]
+async fn server_side_apply_through_status_and_scale() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let c = Cluster::start();
+    let client = client(&c).await;
+
+    // Status: only the status is applied and owned, even when the configuration holds more.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("s1"))
+        .await
+        .unwrap();
+    let status_config = |condition: &str, label: &str| {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "s1", "labels": {"applied": label}},
+            "status": {"conditions": [{"type": condition, "status": "True"}]},
+        })
+    };
+    let applied = pods
+        .patch_status(
+            "s1",
+            &PatchParams::apply("gate-a"),
+            &Patch::Apply(status_config("example.com/gate-a", "a")),
+        )
+        .await
+        .unwrap();
+    let conditions = applied.status.unwrap().conditions.unwrap_or_default();
+    assert!(
+        conditions.iter().any(|c| c.type_ == "example.com/gate-a"),
+        "{conditions:?}"
+    );
+    assert!(
+        !applied
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|labels| labels.contains_key("applied")),
+        "a status apply changes nothing but the status"
+    );
+    let entries = entries_of(&applied.metadata, "gate-a");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["operation"], "Apply");
+    assert_eq!(entries[0]["subresource"], "status");
+    assert_eq!(
+        entries[0]["fieldsV1"],
+        serde_json::json!({"f:status": {"f:conditions": {
+            "k:{\"type\":\"example.com/gate-a\"}": {".": {}, "f:status": {}, "f:type": {}}
+        }}})
+    );
+    // Another manager's condition is another element: no conflict, both stay.
+    let both = pods
+        .patch_status(
+            "s1",
+            &PatchParams::apply("gate-b"),
+            &Patch::Apply(status_config("example.com/gate-b", "b")),
+        )
+        .await
+        .unwrap();
+    let types: Vec<String> = both
+        .status
+        .unwrap()
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    assert!(
+        types.contains(&"example.com/gate-a".to_owned())
+            && types.contains(&"example.com/gate-b".to_owned()),
+        "{types:?}"
+    );
+    // gate-a stops applying its condition: it goes, gate-b's stays.
+    let config = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "s1"}});
+    let left = pods
+        .patch_status("s1", &PatchParams::apply("gate-a"), &Patch::Apply(config))
+        .await
+        .unwrap();
+    let types: Vec<String> = left
+        .status
+        .unwrap()
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    assert!(
+        !types.contains(&"example.com/gate-a".to_owned())
+            && types.contains(&"example.com/gate-b".to_owned()),
+        "{types:?}"
+    );
+    // Changing gate-b's condition conflicts with gate-b's status entry.
+    let mut taken = status_config("example.com/gate-b", "b");
+    taken["status"]["conditions"][0]["status"] = "False".into();
+    match pods
+        .patch_status("s1", &PatchParams::apply("gate-c"), &Patch::Apply(taken))
+        .await
+    {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 409);
+            assert!(
+                status.message.contains(
+                    r#"conflict with "gate-b" with subresource "status" using v1: .status.conditions[type="example.com/gate-b"].status"#
+                ),
+                "{}",
+                status.message
+            );
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    // An apply through a subresource does not create the object.
+    match pods
+        .patch_status(
+            "absent",
+            &PatchParams::apply("gate-a"),
+            &Patch::Apply(status_config("example.com/gate-a", "a")),
+        )
+        .await
+    {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 404),
+        other => panic!("expected 404, got {other:?}"),
+    }
+
+    // Scale: the applier owns the deployment's .spec.replicas through `scale`.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "scaled"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "scaled"}},
+            "template": {
+                "metadata": {"labels": {"app": "scaled"}},
+                "spec": {"schedulerName": "manual", "containers": [{"name": "c", "image": "busybox"}]},
+            },
+        },
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let scale_config = |replicas: i32| {
+        serde_json::json!({
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {"name": "scaled"},
+            "spec": {"replicas": replicas},
+        })
+    };
+    // The creator owns the replicas: as an autoscaler would, this applier takes them over.
+    let scale = deployments
+        .patch_scale(
+            "scaled",
+            &PatchParams::apply("autoscaler").force(),
+            &Patch::Apply(scale_config(2)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(2));
+    let stored = deployments.get("scaled").await.unwrap();
+    assert_eq!(stored.spec.unwrap().replicas, Some(2));
+    let entries = entries_of(&stored.metadata, "autoscaler");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["operation"], "Apply");
+    assert_eq!(entries[0]["subresource"], "scale");
+    assert_eq!(entries[0]["apiVersion"], "apps/v1");
+    assert_eq!(
+        entries[0]["fieldsV1"],
+        serde_json::json!({"f:spec": {"f:replicas": {}}})
+    );
+    // Another scale applier, and an apply of the deployment itself, conflict with it.
+    let conflict =
+        r#"conflict with "autoscaler" with subresource "scale" using apps/v1: .spec.replicas"#;
+    for result in [
+        deployments
+            .patch_scale(
+                "scaled",
+                &PatchParams::apply("other-scaler"),
+                &Patch::Apply(scale_config(3)),
+            )
+            .await
+            .map(|_| ()),
+        deployments
+            .patch(
+                "scaled",
+                &PatchParams::apply("deployer"),
+                &Patch::Apply(serde_json::json!({
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "scaled"},
+                    "spec": {"replicas": 4},
+                })),
+            )
+            .await
+            .map(|_| ()),
+    ] {
+        match result {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 409);
+                assert!(status.message.contains(conflict), "{}", status.message);
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    // Forced, the other scaler takes the field over.
+    deployments
+        .patch_scale(
+            "scaled",
+            &PatchParams::apply("other-scaler").force(),
+            &Patch::Apply(scale_config(3)),
+        )
+        .await
+        .unwrap();
+    let stored = deployments.get("scaled").await.unwrap();
+    assert_eq!(stored.spec.unwrap().replicas, Some(3));
+    assert!(entries_of(&stored.metadata, "autoscaler").is_empty());
+    assert_eq!(entries_of(&stored.metadata, "other-scaler").len(), 1);
+}

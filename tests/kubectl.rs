@@ -819,3 +819,71 @@ fn server_side_apply_tracks_field_managers() {
         "{status}"
     );
 }
+
+#[test]
+fn server_side_apply_through_the_status_subresource() {
+    let c = Cluster::start();
+    // No scheduler serves "manual": nothing else writes this pod's status.
+    let manifest = |condition: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: gated\nspec:\n  schedulerName: manual\n  containers:\n  - name: c\n    image: busybox\nstatus:\n  conditions:\n  - type: {condition}\n    status: \"True\"\n"
+        )
+    };
+    c.kubectl_ok_stdin(&["create", "-f", "-"], Some(&manifest("example.com/gate")));
+    let out = c.kubectl_ok_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--subresource=status",
+            "--field-manager=gatekeeper",
+            "-f",
+            "-",
+        ],
+        Some(&manifest("example.com/gate")),
+    );
+    assert!(out.contains("pod/gated serverside-applied"), "{out}");
+    let pod = c.kubectl_json(&["get", "pod", "gated", "--show-managed-fields"]);
+    assert!(
+        pod["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "example.com/gate"),
+        "{pod}"
+    );
+    let entry = pod["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "gatekeeper")
+        .expect("the applier's entry")
+        .clone();
+    assert_eq!(entry["operation"], "Apply");
+    assert_eq!(entry["subresource"], "status");
+    assert_eq!(
+        entry["fieldsV1"]["f:status"]["f:conditions"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        [r#"k:{"type":"example.com/gate"}"#],
+        "{entry}"
+    );
+    let out = c.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--subresource=status",
+            "--field-manager=other",
+            "-f",
+            "-",
+        ],
+        Some(&manifest("example.com/gate").replace("\"True\"", "\"False\"")),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(r#"conflict with "gatekeeper" with subresource "status" using v1: .status.conditions[type="example.com/gate"].status"#),
+        "{err}"
+    );
+}

@@ -246,7 +246,12 @@ impl ManagedFields {
         force: bool,
     ) -> Result<(), Conflicts> {
         let mut applied = BTreeSet::new();
-        fields_of(kind, config, &mut applied);
+        fields_of(
+            kind,
+            config,
+            writer.subresource == Some("status"),
+            &mut applied,
+        );
         let mut conflicts = Vec::new();
         for path in applied.iter().filter(|p| !is_element_marker(p)) {
             let current = get(old, path);
@@ -417,19 +422,20 @@ impl Sink for Tree {
 }
 
 /// The manager-owned fields at the top of an object and in its metadata: `visit(key, path,
-/// names)` for each, with the path and field names pushed. `status` is a managed field only
-/// for writes through the status subresource (other writes keep the stored status).
+/// names)` for each, with the path and field names pushed. A write through the status
+/// subresource (`through_status`) owns `status` alone, as it changes nothing else; other
+/// writes own everything but `status` (they keep the stored status).
 fn top_level<'v>(
     keys: impl Iterator<Item = &'v String>,
     meta_keys: impl Iterator<Item = &'v String>,
-    status: bool,
+    through_status: bool,
     mut visit: impl FnMut(&'v str, &mut Path, &mut Vec<&'v str>),
 ) {
     let mut path = Vec::new();
     let mut names = Vec::new();
     for key in keys {
         if matches!(key.as_str(), "apiVersion" | "kind" | "metadata")
-            || (key == "status" && !status)
+            || ((key == "status") != through_status)
         {
             continue;
         }
@@ -438,6 +444,9 @@ fn top_level<'v>(
         visit(key, &mut path, &mut names);
         names.pop();
         path.pop();
+    }
+    if through_status {
+        return;
     }
     path.push("f:metadata".to_owned());
     names.push("metadata");
@@ -463,19 +472,25 @@ fn metadata_mut(object: &mut Value) -> Option<&mut Map<String, Value>> {
     map.get_mut("metadata").and_then(Value::as_object_mut)
 }
 
-/// The fields set in `object` of `kind`, leaves and keyed elements.
-fn fields_of(kind: &str, object: &Value, out: &mut impl Sink) {
+/// The fields set in `object` of `kind`, leaves and keyed elements: its status alone when
+/// written `through_status`, everything else otherwise.
+fn fields_of(kind: &str, object: &Value, through_status: bool, out: &mut impl Sink) {
     let empty = Map::new();
     let map = object.as_object().unwrap_or(&empty);
     let meta = metadata(object).unwrap_or(&empty);
-    top_level(map.keys(), meta.keys(), false, |key, path, names| {
-        let value = if names.len() == 2 {
-            &meta[key]
-        } else {
-            &map[key]
-        };
-        collect(kind, value, path, names, out);
-    });
+    top_level(
+        map.keys(),
+        meta.keys(),
+        through_status,
+        |key, path, names| {
+            let value = if names.len() == 2 {
+                &meta[key]
+            } else {
+                &map[key]
+            };
+            collect(kind, value, path, names, out);
+        },
+    );
 }
 
 /// The `FieldsV1` tree of every field set in `object` of `kind`: what [`fields_of`] finds,
@@ -707,7 +722,7 @@ struct Changes {
     removed: BTreeSet<Path>,
 }
 
-fn changes(kind: &str, old: Option<&Value>, new: &Value, status: bool) -> Changes {
+fn changes(kind: &str, old: Option<&Value>, new: &Value, through_status: bool) -> Changes {
     let mut changes = Changes {
         changed: BTreeSet::new(),
         removed: BTreeSet::new(),
@@ -722,7 +737,7 @@ fn changes(kind: &str, old: Option<&Value>, new: &Value, status: bool) -> Change
     top_level(
         keys.into_iter(),
         meta_keys.into_iter(),
-        status,
+        through_status,
         |key, path, names| {
             let (before, after) = if names.len() == 2 {
                 (old_meta.get(key), new_meta.get(key))

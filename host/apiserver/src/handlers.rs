@@ -710,8 +710,12 @@ fn prepare_update(
         }
     }
     if sub == Some("status") {
+        // Only the status changes; managed fields the writer set (a server-side apply's) stay.
         let mut merged = old.clone();
         merged["status"] = new.get("status").cloned().unwrap_or(json!({}));
+        if let Some(fields) = new.pointer("/metadata/managedFields") {
+            meta_mut(&mut merged).insert("managedFields".into(), fields.clone());
+        }
         new = merged;
     } else if objects::has_status_subresource(target.info) {
         match old.get("status") {
@@ -887,7 +891,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let new = decode_request(target, headers, body)?;
     if target.subresource.as_deref() == Some("scale") {
-        return write_scale(ctx, target, query, |_| Ok(new.clone())).await;
+        return write_scale(ctx, target, query, |_| Ok(new.clone()), None).await;
     }
     let url_name = target.name.as_deref().unwrap_or("");
     if let Some(name) = str_at(&new, "/metadata/name")
@@ -1051,20 +1055,36 @@ pub async fn patch(
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
     };
     let kind = target.info.storage().kind;
-    if target.subresource.as_deref() == Some("scale") {
-        return write_scale(ctx, target, query, |scale| {
-            apply_patch("Scale", ty, scale, &doc)
-        })
-        .await;
-    }
-    if ty == "apply" {
+    let applier = if ty == "apply" {
         let manager = query.get("fieldManager").ok_or_else(|| {
             ApiError::bad_request(
                 "PATCH requests with the apply content type must specify a fieldManager",
             )
         })?;
-        let force = query.flag("force");
-        if let Err(ApiError { code: 404, .. }) = current(ctx, target) {
+        Some((manager, query.flag("force")))
+    } else {
+        None
+    };
+    if target.subresource.as_deref() == Some("scale") {
+        let scale_applied = applier.map(|(manager, force)| ScaleApply {
+            manager,
+            force,
+            replicas: doc.pointer("/spec/replicas").cloned(),
+        });
+        return write_scale(
+            ctx,
+            target,
+            query,
+            |scale| apply_patch("Scale", ty, scale, &doc),
+            scale_applied,
+        )
+        .await;
+    }
+    if let Some((manager, force)) = applier {
+        // An apply creates a missing object, but not through a subresource.
+        if let (None, Err(ApiError { code: 404, .. })) =
+            (target.subresource.as_deref(), current(ctx, target))
+        {
             let mut object = doc.clone();
             apply_fields(target, &json!({}), &doc, &mut object, manager, force)?;
             let body = serde_json::to_vec(&object).map_err(ApiError::internal)?;
@@ -1215,11 +1235,22 @@ fn scale_of(object: &Value) -> Value {
     })
 }
 
+/// A server-side apply through `scale`: its manager owns the parent's `.spec.replicas`, as
+/// kube-apiserver maps a Scale's fields onto the object it scales.
+struct ScaleApply<'a> {
+    manager: &'a str,
+    force: bool,
+    /// `.spec.replicas` of the applied Scale, if it sets it.
+    replicas: Option<Value>,
+}
+
+/// Write `target`'s scale: `mutate` makes the new Scale from the current one.
 async fn write_scale(
     ctx: &Arc<Ctx>,
     target: &Target,
     query: &Query,
     mutate: impl Fn(&Value) -> Result<Value, ApiError>,
+    applied: Option<ScaleApply<'_>>,
 ) -> Result<Response, ApiError> {
     let parent = Target {
         subresource: None,
@@ -1255,6 +1286,18 @@ async fn write_scale(
         };
         let mut new = old.clone();
         new["spec"]["replicas"] = json!(replicas);
+        if let Some(apply) = &applied {
+            // The applied configuration, in the parent's terms.
+            let mut config = json!({
+                "apiVersion": old.get("apiVersion"),
+                "kind": old.get("kind"),
+                "metadata": {"name": parent.name},
+            });
+            if let Some(replicas) = &apply.replicas {
+                config["spec"] = json!({ "replicas": replicas });
+            }
+            apply_fields(target, &old, &config, &mut new, apply.manager, apply.force)?;
+        }
         let mut warnings = Vec::new();
         // Prepared as a write through `scale`, so that its manager's entry says so.
         let (new, taken) = prepare_update(ctx, target, query, &old, new, &mut warnings)?;

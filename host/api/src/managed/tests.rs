@@ -347,7 +347,7 @@ fn a_create_builds_the_same_tree_in_one_pass() {
     });
     for (kind, object) in [("Pod", pod), ("Deployment", deployment(2, "httpd:1"))] {
         let mut by_path = Tree::default();
-        fields_of(kind, &object, &mut by_path);
+        fields_of(kind, &object, false, &mut by_path);
         assert_eq!(
             Value::Object(tree_of_object(kind, &object)),
             Value::Object(by_path.0),
@@ -387,4 +387,47 @@ fn status_writes_are_an_entry_of_their_own() {
     let entries = relabelled["metadata"]["managedFields"].as_array().unwrap();
     assert_eq!(entries.len(), 3, "{entries:?}");
     assert!(entries[2].get("subresource").is_none());
+}
+
+#[test]
+fn an_apply_through_status_owns_the_status_alone() {
+    let object = created(&deployment(1, "httpd:1"), "kubectl-create");
+    let config = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web", "tier": "x"}},
+        "spec": {"replicas": 7},
+        "status": {"replicas": 1, "conditions": [{"type": "Available", "status": "True"}]},
+    });
+    let through_status = Writer {
+        subresource: Some("status"),
+        ..writer("status-applier", Operation::Apply)
+    };
+    let mut managed = ManagedFields::of(&object);
+    let mut merged = strategic_merge_patch(&object, &config, "Deployment").unwrap();
+    // The spec it holds belongs to kubectl-create, yet it is not applied here: no conflict.
+    managed
+        .apply(
+            "Deployment",
+            &object,
+            &config,
+            &mut merged,
+            &through_status,
+            false,
+        )
+        .unwrap();
+    managed.write(&mut merged);
+    let entries = merged["metadata"]["managedFields"].as_array().unwrap();
+    let entry = entries
+        .iter()
+        .find(|e| e["manager"] == "status-applier")
+        .unwrap();
+    assert_eq!(entry["subresource"], "status");
+    assert_eq!(
+        entry["fieldsV1"],
+        json!({"f:status": {
+            "f:replicas": {},
+            "f:conditions": {"k:{\"type\":\"Available\"}": {".": {}, "f:type": {}, "f:status": {}}},
+        }})
+    );
 }
