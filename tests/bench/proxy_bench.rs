@@ -31,6 +31,7 @@ struct Options {
     connections: usize,
     requests: usize,
     rounds: usize,
+    modes: Vec<String>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -39,6 +40,7 @@ fn options() -> anyhow::Result<Options> {
         connections: 16,
         requests: 2000,
         rounds: 3,
+        modes: vec!["iptables".into(), "userspace".into()],
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -50,6 +52,7 @@ fn options() -> anyhow::Result<Options> {
             "--connections" => options.connections = value.parse()?,
             "--requests" => options.requests = value.parse()?,
             "--rounds" => options.rounds = value.parse::<usize>()?.max(1),
+            "--modes" => options.modes = value.split(',').map(str::to_owned).collect(),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -225,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
          {} rounds alternating direct and proxied, the median round shown",
         options.connections, options.seconds, options.requests, options.rounds
     );
-    for mode in ["iptables", "userspace"] {
+    for mode in &options.modes {
         let (cluster, spec, service) =
             tokio::task::block_in_place(|| cluster_with_service(mode, backend))?;
         wait_answering(service).await?;

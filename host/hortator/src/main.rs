@@ -228,9 +228,11 @@ fn usage_error(e: impl std::fmt::Display) -> ExitCode {
 /// How often memory freed by the process goes back to the system.
 const MEMORY_PURGE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Hand freed memory back to the system every few seconds. mimalloc returns freed pages only
-/// when some thread allocates again after its purge delay, so the one-off peaks of an idle
-/// process (compiling the plugins at start-up, a plugin swap) would otherwise stay resident.
+/// Hand freed memory back to the system every few seconds. mimalloc returns a thread's freed
+/// pages only when that thread allocates again after its purge delay, so the one-off peaks of
+/// an idle process (start-up, compiling plugins, a plugin swap) would otherwise stay resident.
+/// This thread purges the pages of threads that ended and of the plugin compiler's pool; the
+/// runtime's threads collect their own (see [`block_on`]).
 fn spawn_memory_purger() {
     let spawned = std::thread::Builder::new()
         .name("memory-purge".into())
@@ -245,21 +247,60 @@ fn spawn_memory_purger() {
     }
 }
 
-#[allow(unsafe_code)]
+/// Return the freed pages of ended threads and of the threads that compile plugins (rayon's
+/// pool, which wasmtime compiles on): idle, those would never return theirs.
 fn purge_freed_memory() {
+    collect_freed_pages();
+    rayon::broadcast(|_| collect_freed_pages());
+}
+
+#[allow(unsafe_code)]
+fn collect_freed_pages() {
     // SAFETY: `mi_collect` has no preconditions: any thread may call it at any time, and it
     // only returns pages that are free to the system.
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
+/// Collect this thread's freed pages if it has not for [`MEMORY_PURGE_INTERVAL`]: a runtime
+/// worker that goes idle keeps what it freed until it allocates again.
+fn collect_when_due() {
+    thread_local! {
+        static LAST_COLLECT: std::cell::Cell<Option<std::time::Instant>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    let due = LAST_COLLECT
+        .get()
+        .is_none_or(|last| now - last >= MEMORY_PURGE_INTERVAL);
+    if due {
+        LAST_COLLECT.set(Some(now));
+        collect_freed_pages();
+    }
+}
+
 /// Run `future` to completion on a new Tokio runtime; an error is one line.
 fn block_on<E: std::fmt::Display>(future: impl Future<Output = Result<(), E>>) -> ExitCode {
     spawn_memory_purger();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(collect_when_due)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
+        }
+    };
+    // The future runs on this thread, which also collects what it freed now and then.
+    let future = async {
+        tokio::pin!(future);
+        let mut purge = tokio::time::interval(MEMORY_PURGE_INTERVAL);
+        loop {
+            tokio::select! {
+                result = &mut future => return result,
+                _ = purge.tick() => collect_freed_pages(),
+            }
         }
     };
     match runtime.block_on(future) {

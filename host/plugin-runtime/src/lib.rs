@@ -11,6 +11,7 @@ mod admission;
 mod bindings;
 mod build_strategy;
 pub mod builtin;
+mod cache;
 mod core;
 mod error;
 mod host;

@@ -8,9 +8,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Cache, CacheConfig, Config, Engine};
+use wasmtime::{Config, Engine};
 
 use crate::bindings::admission::hortator::plugin::cluster;
+use crate::cache::ComponentCache;
 use crate::error::LoadError;
 use crate::host::HostState;
 
@@ -37,6 +38,7 @@ pub struct Runtime {
 
 struct Inner {
     engine: Engine,
+    cache: Option<ComponentCache>,
     linker: Linker<HostState>,
     ticker: EpochTicker,
     ticker_thread: Option<JoinHandle<()>>,
@@ -140,21 +142,12 @@ impl Runtime {
             .wasm_component_model(true)
             .concurrency_support(false)
             .epoch_interruption(true);
-        if let Some(dir) = &config.cache_dir {
-            // wasmtime's cache wants an absolute directory.
-            let dir = &std::path::absolute(dir).map_err(|e| {
-                LoadError::Engine(format!("cache directory {}: {e}", dir.display()))
-            })?;
-            std::fs::create_dir_all(dir).map_err(|e| {
-                LoadError::Engine(format!("cache directory {}: {e}", dir.display()))
-            })?;
-            let mut cache_config = CacheConfig::new();
-            cache_config.with_directory(dir);
-            let cache = Cache::new(cache_config)
-                .map_err(|e| LoadError::Engine(format!("component cache: {e:#}")))?;
-            wasm_config.cache(Some(cache));
-        }
         let engine = Engine::new(&wasm_config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let cache = config
+            .cache_dir
+            .as_deref()
+            .map(|dir| ComponentCache::open(dir, &engine, &wasm_config))
+            .transpose()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| crate::stdio::add_to_linker(&mut linker))
@@ -170,6 +163,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
+                cache,
                 linker,
                 ticker,
                 ticker_thread: Some(ticker_thread),
@@ -199,11 +193,13 @@ impl Runtime {
             });
         }
         let started = Instant::now();
-        let component =
-            Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
+        let component = match &self.inner.cache {
+            Some(cache) => cache.load(name, &self.inner.engine, bytes, &digest)?,
+            None => Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
                 plugin: name.to_string(),
                 message: format!("{e:#}"),
-            })?;
+            })?,
+        };
         let compile_time = started.elapsed();
         check_sdk_version(name, &self.inner.engine, &component)?;
         Ok(Compiled {
