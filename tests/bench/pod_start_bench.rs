@@ -5,9 +5,9 @@
 //! `hortator up` (the real binary, with its node agent) runs the pods; each pod is a pause
 //! container plus one `sleep` container on the bridge network. "One at a time" creates a
 //! pod and waits for it before the next; "at once" creates all of them together. Docker's
-//! own numbers: `docker run -d` of the same container one at a time and all at once, and
-//! the two `docker run`s a pod amounts to (the pause container, then the container joining
-//! its network namespace).
+//! own numbers: `docker run -d` of the same container, and the two `docker run`s a pod
+//! amounts to (the pause container, then the container joining its network namespace), each
+//! one at a time and all at once.
 //!
 //! ```text
 //! cargo build --release --workspace --all-targets
@@ -79,10 +79,42 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
-/// Docker alone, three ways: `docker run -d` of the same image and command one after
-/// another; what a pod costs Docker (a pause container, then the container in its network
-/// namespace); and `n` plain runs at once.
-fn docker_baselines(n: usize, image: &str) -> anyhow::Result<[Vec<Duration>; 3]> {
+/// What a pod costs Docker: a pause container, then the container in its network namespace.
+fn docker_run_pod_like(image: &str) -> anyhow::Result<Duration> {
+    let (pause, id) = docker_run_once(&strings(&[
+        "--network",
+        "none",
+        hortator_kubelet::PAUSE_IMAGE,
+        "/pause",
+    ]))?;
+    let app = strings(&[
+        "--network",
+        &format!("container:{id}"),
+        image,
+        "sleep",
+        "3600",
+    ]);
+    let (main, _) = docker_run_once(&app)?;
+    Ok(pause + main)
+}
+
+/// `n` runs of `run` at once, each on a thread of its own.
+fn all_at_once(
+    n: usize,
+    run: impl Fn() -> anyhow::Result<Duration> + Sync,
+) -> anyhow::Result<Vec<Duration>> {
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..n).map(|_| scope.spawn(&run)).collect();
+        runs.into_iter()
+            .map(|run| run.join().expect("thread"))
+            .collect()
+    })
+}
+
+/// Docker alone, four ways: `docker run -d` of the same image and command one after
+/// another; what a pod costs Docker (see [`docker_run_pod_like`]) one after another; and each
+/// of the two `n` times at once.
+fn docker_baselines(n: usize, image: &str) -> anyhow::Result<[Vec<Duration>; 4]> {
     let plain = strings(&["--network", "none", image, "sleep", "3600"]);
     let mut single = Vec::with_capacity(n);
     for _ in 0..n {
@@ -91,33 +123,14 @@ fn docker_baselines(n: usize, image: &str) -> anyhow::Result<[Vec<Duration>; 3]>
     remove_bench_containers()?;
     let mut pod_like = Vec::with_capacity(n);
     for _ in 0..n {
-        let (pause, id) = docker_run_once(&strings(&[
-            "--network",
-            "none",
-            hortator_kubelet::PAUSE_IMAGE,
-            "/pause",
-        ]))?;
-        let app = strings(&[
-            "--network",
-            &format!("container:{id}"),
-            image,
-            "sleep",
-            "3600",
-        ]);
-        let (main, _) = docker_run_once(&app)?;
-        pod_like.push(pause + main);
+        pod_like.push(docker_run_pod_like(image)?);
     }
     remove_bench_containers()?;
-    let at_once = std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..n)
-            .map(|_| scope.spawn(|| docker_run_once(&plain)))
-            .collect();
-        runs.into_iter()
-            .map(|run| run.join().expect("thread").map(|(took, _)| took))
-            .collect::<anyhow::Result<Vec<_>>>()
-    })?;
+    let at_once = all_at_once(n, || Ok(docker_run_once(&plain)?.0))?;
     remove_bench_containers()?;
-    Ok([single, pod_like, at_once])
+    let pod_like_at_once = all_at_once(n, || docker_run_pod_like(image))?;
+    remove_bench_containers()?;
+    Ok([single, pod_like, at_once, pod_like_at_once])
 }
 
 fn pod(name: &str, image: &str) -> Pod {
@@ -244,7 +257,7 @@ fn main() -> anyhow::Result<()> {
     // Warm-up (the engine's first starts are slower); it also builds the pause image.
     runtime.block_on(pods(client.clone(), 3, image, false, "warm"))?;
     docker_baselines(3, image)?;
-    let [single, pod_like, at_once] = docker_baselines(n, image)?;
+    let [single, pod_like, at_once, pod_like_at_once] = docker_baselines(n, image)?;
     let sequential = runtime.block_on(pods(client.clone(), n, image, false, "seq"))?;
     let burst = runtime.block_on(pods(client, n, image, true, "burst"))?;
     println!(
@@ -255,6 +268,10 @@ fn main() -> anyhow::Result<()> {
     report("docker run -d pause + container", pod_like);
     report("hortator pod → Running (one at a time)", sequential);
     report(&format!("docker run -d ({n} at once)"), at_once);
+    report(
+        &format!("docker run -d pause + container ({n} at once)"),
+        pod_like_at_once,
+    );
     report(&format!("hortator pod → Running ({n} at once)"), burst);
     Ok(())
 }
