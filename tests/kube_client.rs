@@ -263,6 +263,16 @@ fn entries_of(
         .collect()
 }
 
+/// The types of `pod`'s status conditions.
+fn condition_types(pod: Pod) -> Vec<String> {
+    pod.status
+        .and_then(|status| status.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.type_)
+        .collect()
+}
+
 /// Server-side apply through the `status` and `scale` subresources: each manager owns what it
 /// applied there, in an entry naming the subresource, and conflicts name it.
 #[tokio::test]
@@ -324,14 +334,7 @@ async fn server_side_apply_through_status_and_scale() {
         )
         .await
         .unwrap();
-    let types: Vec<String> = both
-        .status
-        .unwrap()
-        .conditions
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.type_)
-        .collect();
+    let types = condition_types(both);
     assert!(
         types.contains(&"example.com/gate-a".to_owned())
             && types.contains(&"example.com/gate-b".to_owned()),
@@ -343,14 +346,7 @@ async fn server_side_apply_through_status_and_scale() {
         .patch_status("s1", &PatchParams::apply("gate-a"), &Patch::Apply(config))
         .await
         .unwrap();
-    let types: Vec<String> = left
-        .status
-        .unwrap()
-        .conditions
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.type_)
-        .collect();
+    let types = condition_types(left);
     assert!(
         !types.contains(&"example.com/gate-a".to_owned())
             && types.contains(&"example.com/gate-b".to_owned()),
