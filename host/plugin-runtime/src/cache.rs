@@ -8,6 +8,7 @@
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use wasmtime::component::Component;
@@ -81,16 +82,12 @@ impl ComponentCache {
                         .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
                     compiler
                         .precompile_component(bytes)
-                        .map_err(|e| LoadError::Compile {
-                            plugin: name.to_string(),
-                            message: format!("{e:#}"),
-                        })
+                        .map_err(|e| LoadError::compile(name, format!("{e:#}")))
                 })
                 .map_err(|e| LoadError::Engine(format!("start a compile thread: {e}")))?;
-            compiling.join().map_err(|_| LoadError::Compile {
-                plugin: name.to_string(),
-                message: "the compiler panicked".into(),
-            })?
+            compiling
+                .join()
+                .map_err(|_| LoadError::compile(name, "the compiler panicked"))?
         })?;
         let loaded = self
             .write(&path, &compiled)
@@ -100,10 +97,8 @@ impl ComponentCache {
             Err(e) => {
                 tracing::warn!(plugin = name, path = %path.display(), error = %e,
                     "cannot cache the compiled component: loading it from memory");
-                from_memory(engine, &compiled).map_err(|e| LoadError::Compile {
-                    plugin: name.to_string(),
-                    message: format!("{e:#}"),
-                })
+                from_memory(engine, &compiled)
+                    .map_err(|e| LoadError::compile(name, format!("{e:#}")))
             }
         }
     }
@@ -111,10 +106,13 @@ impl ComponentCache {
     /// Write an entry whole: to a temporary file first, renamed into place, so that no reader
     /// maps a partial file and a mapped file is never changed.
     fn write(&self, path: &Path, compiled: &[u8]) -> Result<(), String> {
+        // Unique per process and write: two loads of one component may compile it at once.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
         let temporary = self.dir.join(format!(
-            ".{}.{}.tmp",
+            ".{}.{}.{}.tmp",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
-            std::process::id()
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
         ));
         let written = std::fs::File::create(&temporary)
             .and_then(|mut file| file.write_all(compiled).and_then(|()| file.sync_all()))

@@ -83,6 +83,16 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// wasmtime could not compile (or load the compiled form of) `plugin`'s component.
+    pub(crate) fn compile(plugin: &str, reason: impl std::fmt::Display) -> Self {
+        LoadError::Compile {
+            plugin: plugin.to_string(),
+            message: reason.to_string(),
+        }
+    }
+}
+
 /// Why one call into a plugin failed. The instance involved is discarded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {

@@ -195,10 +195,8 @@ impl Runtime {
         let started = Instant::now();
         let component = match &self.inner.cache {
             Some(cache) => cache.load(name, &self.inner.engine, bytes, &digest)?,
-            None => Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile {
-                plugin: name.to_string(),
-                message: format!("{e:#}"),
-            })?,
+            None => Component::new(&self.inner.engine, bytes)
+                .map_err(|e| LoadError::compile(name, format!("{e:#}")))?,
         };
         let compile_time = started.elapsed();
         check_sdk_version(name, &self.inner.engine, &component)?;
